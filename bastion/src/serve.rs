@@ -1,0 +1,160 @@
+//! The server: bind every configured listener up front (an address in use is a usage error,
+//! exit 2, before anything starts), accept with a connection semaphore taken *before* accept,
+//! one task per connection, and a designed shutdown — one cancellation token, a task tracker,
+//! the grace period from config, then the recorder flushed last. `run(shutdown)` takes the
+//! shutdown future so tests can trigger it (mini-redis `server::run`).
+use crate::config::Config;
+use crate::exit::UsageError;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A bound, not yet running, bastion.
+pub struct Server {
+    config: Arc<Config>,
+    postgres: Option<TcpListener>,
+    ssh: Option<TcpListener>,
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen for {what} on {addr}: {e}")).into())
+}
+
+impl Server {
+    /// Prepares directories and binds the listeners.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        for dir in [&config.server.state_dir, &config.server.audit_dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| UsageError(format!("cannot create directory {}: {e}", dir.display())))?;
+        }
+        let postgres = match config.server.postgres_listen {
+            Some(a) => Some(bind(a, "postgres").await?),
+            None => None,
+        };
+        let ssh = match config.server.ssh_listen {
+            Some(a) => Some(bind(a, "ssh").await?),
+            None => None,
+        };
+        Ok(Server { config: Arc::new(config), postgres, ssh })
+    }
+
+    /// Runs until `shutdown` resolves, then stops accepting, gives sessions the grace period,
+    /// and closes the recorder last so every row of every session is in the trail.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (recorder, recorder_task) = recorder::Recorder::open(crate::state::recorder_options(&self.config)?)
+            .await
+            .map_err(|e| UsageError(format!("cannot open the audit trail in {}: {e}", self.config.server.audit_dir.display())))?;
+        let shared = Arc::new(
+            crate::state::Shared::new(self.config.clone(), recorder, cancel.child_token())
+                .map_err(|e| UsageError(format!("{e:#}")))?,
+        );
+        tracing::info!(policies = shared.engine().policy_count(), "policies loaded");
+        let permits = Arc::new(Semaphore::new(self.config.limits.max_connections));
+        if let Some(listener) = self.postgres {
+            tracing::info!(addr = %listener.local_addr()?, "postgres listener ready");
+            tracker.spawn(accept_loop(listener, Listener::Postgres, shared.clone(), permits.clone(), cancel.clone(), tracker.clone()));
+        }
+        if let Some(listener) = self.ssh {
+            tracing::info!(addr = %listener.local_addr()?, "ssh listener ready");
+            tracker.spawn(accept_loop(listener, Listener::Ssh, shared.clone(), permits.clone(), cancel.clone(), tracker.clone()));
+        }
+        tracker.spawn(reload_on_sighup(shared.clone(), cancel.clone()));
+        shutdown.await;
+        tracing::info!(grace = ?self.config.server.shutdown_grace, "shutting down: no new connections");
+        cancel.cancel();
+        tracker.close();
+        if tokio::time::timeout(self.config.server.shutdown_grace, tracker.wait()).await.is_err() {
+            tracing::warn!("grace period over: remaining sessions are dropped");
+        }
+        drop(shared);
+        if let Err(e) = recorder_task.shutdown().await {
+            tracing::error!(error = %e, "recorder did not close cleanly");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Which protocol a listener speaks.
+#[derive(Debug, Clone, Copy)]
+enum Listener {
+    Postgres,
+    Ssh,
+}
+
+/// Reloads policies on SIGHUP; a set that does not validate is refused and the old one stays.
+async fn reload_on_sighup(shared: Arc<crate::state::Shared>, cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = hup.recv() => match shared.reload_policies() {
+                Ok(n) => tracing::info!(policies = n, "policies reloaded"),
+                Err(e) => tracing::error!(error = %e, "policy reload refused; the previous policies stay in force"),
+            },
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    kind: Listener,
+    shared: Arc<crate::state::Shared>,
+    permits: Arc<Semaphore>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, ?kind, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            match kind {
+                Listener::Postgres => crate::postgres::serve_connection(stream, peer, shared).await,
+                Listener::Ssh => {
+                    tracing::info!(%peer, "ssh connection: the SSH path is not wired yet, closing");
+                    drop(stream);
+                }
+            }
+        });
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install SIGTERM handler");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

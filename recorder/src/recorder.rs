@@ -1,0 +1,207 @@
+//! The handle sessions use ([`Recorder`]) and the background task the binary owns
+//! ([`RecorderTask`]).
+
+use std::fs;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::RecorderError;
+use crate::manifest::{load_signing_key, ManifestChain};
+use crate::options::RecorderOptions;
+use crate::recovery::recover;
+use crate::roll::Roller;
+use crate::rows::{ActionOutcome, ActionRow, EntryRow, SessionEnd, SessionStart};
+use crate::writer::{run_roller, Command, Incoming, Writer};
+
+/// A cheap, cloneable handle: every call returns once its row is in the journal (written to the
+/// OS, and fsynced in [`crate::Durability::Fsync`] mode), or with an error if it could not be
+/// written — the caller must then refuse the action. When the queue is full, calls wait.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    tx: mpsc::Sender<Command>,
+}
+
+/// The writer and roller running behind every [`Recorder`] handle; call
+/// [`RecorderTask::shutdown`] last, after the sessions have ended.
+#[derive(Debug)]
+pub struct RecorderTask {
+    tx: mpsc::Sender<Command>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    roller: Option<std::thread::JoinHandle<Result<(), RecorderError>>>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+fn validate(opts: &RecorderOptions) -> Result<(), RecorderError> {
+    let node_ok = !opts.node.is_empty()
+        && opts
+            .node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !opts.node.starts_with('.');
+    if !node_ok {
+        return Err(RecorderError::Options(format!(
+            "node name {:?} must be non-empty ASCII letters, digits, '-', '_' or '.'",
+            opts.node
+        )));
+    }
+    if opts.queue_capacity == 0 {
+        return Err(RecorderError::Options(
+            "queue_capacity must be at least 1".into(),
+        ));
+    }
+    if opts.roll_max_rows == 0 {
+        return Err(RecorderError::Options(
+            "roll_max_rows must be at least 1".into(),
+        ));
+    }
+    if opts.roll_max_age.is_zero() {
+        return Err(RecorderError::Options(
+            "roll_max_age must be longer than zero".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Recorder {
+    /// Creates the audit directory if needed, recovers what a previous run left in the journal,
+    /// then starts the writer. Fails if the directory is not writable.
+    pub async fn open(opts: RecorderOptions) -> Result<(Recorder, RecorderTask), RecorderError> {
+        validate(&opts)?;
+        let journal = opts.dir.join("journal");
+        fs::create_dir_all(&journal).map_err(RecorderError::io(&journal))?;
+        // Prove the directory is writable now rather than at the first action.
+        let probe = journal.join(".write-probe");
+        fs::write(&probe, b"ok").map_err(RecorderError::io(&probe))?;
+        fs::remove_file(&probe).map_err(RecorderError::io(&probe))?;
+        let key = opts
+            .signing_key
+            .as_deref()
+            .map(load_signing_key)
+            .transpose()?;
+        let dir = opts.dir.clone();
+        let node = opts.node.clone();
+        let (roller, next_segment) = tokio::task::spawn_blocking(move || {
+            let manifest = ManifestChain::load(&dir, key)?;
+            let mut roller = Roller {
+                dir,
+                node,
+                manifest,
+            };
+            let recovered = recover(&mut roller)?;
+            Ok::<_, RecorderError>((roller, recovered.next_segment))
+        })
+        .await
+        .map_err(|e| RecorderError::Options(format!("recovery task failed: {e}")))??;
+
+        let (tx, rx) = mpsc::channel(opts.queue_capacity);
+        let (roll_tx, roll_rx) = std::sync::mpsc::channel();
+        let retain = opts.retain_days;
+        let roller = std::thread::Builder::new()
+            .name("recorder-roller".into())
+            .spawn(move || run_roller(roller, roll_rx, retain))
+            .map_err(|e| RecorderError::Options(format!("cannot start roller thread: {e}")))?;
+        let tick = (opts.roll_max_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let writer = Writer::new(opts, next_segment, roll_tx);
+        let writer = std::thread::Builder::new()
+            .name("recorder-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| RecorderError::Options(format!("cannot start writer thread: {e}")))?;
+        let ticker_tx = tx.clone();
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            loop {
+                interval.tick().await;
+                match ticker_tx.try_send(Command::Tick) {
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    _ => continue,
+                }
+            }
+        });
+        Ok((
+            Recorder { tx: tx.clone() },
+            RecorderTask {
+                tx,
+                writer: Some(writer),
+                roller: Some(roller),
+                ticker,
+            },
+        ))
+    }
+
+    async fn send(&self, row: Incoming) -> Result<(), RecorderError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Command::Row(row, ack))
+            .await
+            .map_err(|_| RecorderError::Closed)?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(RecorderError::JournalWrite(reason)),
+            Err(_) => Err(RecorderError::Closed),
+        }
+    }
+
+    /// Records an account-entry attempt.
+    pub async fn entry(&self, row: EntryRow) -> Result<(), RecorderError> {
+        self.send(Incoming::Entry(row)).await
+    }
+
+    /// Records that a session started.
+    pub async fn session_start(&self, row: SessionStart) -> Result<(), RecorderError> {
+        self.send(Incoming::SessionStart(row)).await
+    }
+
+    /// Records that a session ended.
+    pub async fn session_end(&self, row: SessionEnd) -> Result<(), RecorderError> {
+        self.send(Incoming::SessionEnd(row)).await
+    }
+
+    /// Records a decided action; forward the action only after this returns `Ok`.
+    pub async fn action(&self, row: ActionRow) -> Result<(), RecorderError> {
+        self.send(Incoming::Action(row)).await
+    }
+
+    /// Records an action's outcome (joined to the action on `(session_id, seq)`).
+    pub async fn outcome(&self, row: ActionOutcome) -> Result<(), RecorderError> {
+        self.send(Incoming::Outcome(row)).await
+    }
+}
+
+impl Drop for RecorderTask {
+    fn drop(&mut self) {
+        // Without the ticker's sender the writer ends once every Recorder handle is dropped.
+        self.ticker.abort();
+    }
+}
+
+impl RecorderTask {
+    /// Writes what is queued, closes sessions still open (end reason `bastion_shutdown`), rolls
+    /// everything into Parquet and waits for the files to be published. Later calls on
+    /// [`Recorder`] handles fail with [`RecorderError::Closed`].
+    pub async fn shutdown(mut self) -> Result<(), RecorderError> {
+        let (ack, done) = oneshot::channel();
+        let sent = self.tx.send(Command::Shutdown(ack)).await.is_ok();
+        if sent {
+            let _ = done.await;
+        }
+        self.ticker.abort();
+        let writer = self.writer.take();
+        let roller = self.roller.take();
+        tokio::task::spawn_blocking(move || {
+            if let Some(w) = writer {
+                w.join().map_err(|_| {
+                    RecorderError::Options("recorder writer thread panicked".into())
+                })?;
+            }
+            match roller {
+                Some(r) => r.join().map_err(|_| {
+                    RecorderError::Options("recorder roller thread panicked".into())
+                })?,
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| RecorderError::Options(format!("shutdown task failed: {e}")))?
+    }
+}

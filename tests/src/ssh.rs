@@ -1,0 +1,172 @@
+//! `SshServer`: a real OpenSSH `sshd` for one test, with its own config, host key and authorized
+//! keys in a temp dir, on a free 127.0.0.1 port. When the tests run as root it logs in the
+//! unprivileged `bastion-ssh` user; otherwise the current user (sshd not running as root can
+//! only log in the user it runs as). Also generates client keys and runs the OpenSSH client with
+//! the server's host key pinned. Dropping it kills sshd and removes the directory.
+use crate::os;
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// A running sshd.
+pub struct SshServer {
+    dir: TempDir,
+    port: u16,
+    user: String,
+    child: Child,
+}
+
+/// A client key pair on disk.
+pub struct KeyPair {
+    /// Private key file (mode 0600).
+    pub private: PathBuf,
+    /// Public key line (`ssh-ed25519 AAAA... comment`).
+    pub public: String,
+}
+
+/// Generates an Ed25519 key pair with `ssh-keygen` in `dir`.
+pub fn generate_key(dir: &Path, name: &str) -> anyhow::Result<KeyPair> {
+    let private = dir.join(name);
+    os::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&private),
+    )?;
+    let public = std::fs::read_to_string(dir.join(format!("{name}.pub")))?.trim().to_string();
+    Ok(KeyPair { private, public })
+}
+
+/// Path of sshd.
+pub fn sshd_bin() -> &'static str {
+    if Path::new("/usr/sbin/sshd").exists() {
+        "/usr/sbin/sshd"
+    } else {
+        "sshd"
+    }
+}
+
+impl SshServer {
+    /// Starts sshd; retries on another port if the chosen one was taken meanwhile.
+    pub fn start() -> anyhow::Result<SshServer> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start_once() {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("sshd did not start")))
+    }
+
+    fn start_once() -> anyhow::Result<SshServer> {
+        let user = if os::is_root() { os::SSH_OS_USER.to_string() } else { os::current_user() };
+        let dir = tempfile::Builder::new().prefix("bastion-sshd-").tempdir()?;
+        os::open_dir(dir.path())?;
+        if os::is_root() {
+            std::fs::create_dir_all("/run/sshd")?;
+        }
+        os::run(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "test sshd host key", "-f"])
+                .arg(dir.path().join("host_key")),
+        )?;
+        std::fs::write(dir.path().join("authorized_keys"), "")?;
+        let port = os::free_port();
+        let sftp = ["/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("internal-sftp");
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             AllowUsers {user}\nAllowTcpForwarding yes\nGatewayPorts no\nX11Forwarding no\n\
+             PermitUserEnvironment no\nAcceptEnv LANG LC_* GIT_PROTOCOL\nLogLevel VERBOSE\n\
+             TrustedUserCAKeys {d}/trusted_user_ca_keys\nSubsystem sftp {sftp}\n",
+            d = dir.path().display()
+        );
+        std::fs::write(dir.path().join("trusted_user_ca_keys"), "")?;
+        std::fs::write(dir.path().join("sshd_config"), config)?;
+        let log = std::fs::File::create(dir.path().join("sshd.log"))?;
+        let child = Command::new(sshd_bin())
+            .args(["-D", "-e", "-f"])
+            .arg(dir.path().join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting sshd (is openssh-server installed? run ./scripts/test)")?;
+        let mut server = SshServer { dir, port, user, child };
+        if !os::wait_for_port(port, Duration::from_secs(20)) || server.child.try_wait()?.is_some() {
+            bail!("sshd did not listen on {port}: {}", server.log());
+        }
+        Ok(server)
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The OS user sshd logs in.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The temp directory (host key, config, known_hosts).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The host public key line (`ssh-ed25519 AAAA...`), to pin.
+    pub fn host_key(&self) -> anyhow::Result<String> {
+        let line = std::fs::read_to_string(self.dir.path().join("host_key.pub"))?;
+        Ok(line.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+    }
+
+    /// sshd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Adds a public key line to the login user's authorized keys.
+    pub fn authorize(&self, public_key_line: &str) -> anyhow::Result<()> {
+        let path = self.dir.path().join("authorized_keys");
+        let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+        std::io::Write::write_all(&mut f, format!("{public_key_line}\n").as_bytes())?;
+        Ok(())
+    }
+
+    /// Trusts a user CA public key line (`TrustedUserCAKeys`).
+    pub fn trust_user_ca(&self, public_key_line: &str) -> anyhow::Result<()> {
+        std::fs::write(self.dir.path().join("trusted_user_ca_keys"), format!("{public_key_line}\n"))?;
+        Ok(())
+    }
+
+    /// A known_hosts file pinning this server's host key.
+    pub fn known_hosts(&self) -> anyhow::Result<PathBuf> {
+        let path = self.dir.path().join("known_hosts");
+        std::fs::write(&path, format!("[127.0.0.1]:{} {}\n", self.port, self.host_key()?))?;
+        Ok(path)
+    }
+
+    /// An OpenSSH client command for this server with `key`, host key pinned, batch mode.
+    pub fn ssh_command(&self, key: &Path) -> anyhow::Result<Command> {
+        let mut c = Command::new("ssh");
+        c.args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts()?.display()))
+            .args(["-o", "IdentitiesOnly=yes", "-i"])
+            .arg(key)
+            .args(["-p", &self.port.to_string(), "-l", &self.user, "127.0.0.1"]);
+        Ok(c)
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
