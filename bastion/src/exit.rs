@@ -16,7 +16,8 @@ pub fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
                 eprintln!("  caused by: {cause}");
             }
             let usage = err.chain().any(|c| {
-                c.downcast_ref::<crate::config::ConfigError>().is_some() || c.downcast_ref::<UsageError>().is_some()
+                c.downcast_ref::<crate::config::ConfigError>().is_some()
+                    || c.downcast_ref::<UsageError>().is_some()
             });
             if usage {
                 ExitCode::from(2)

@@ -7,11 +7,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the policy evaluation latency buckets.
-const POLICY_EVAL_BUCKETS: [f64; 12] =
-    [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
+const POLICY_EVAL_BUCKETS: [f64; 12] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+];
 
 /// Upper bounds (seconds) of the step-up wait buckets.
-const STEP_UP_WAIT_BUCKETS: [f64; 10] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+const STEP_UP_WAIT_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
 
 /// A cumulative histogram over fixed buckets, in microseconds internally.
 #[derive(Debug)]
@@ -53,7 +56,11 @@ impl Histogram {
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", count.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
         }
         let total = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
@@ -139,7 +146,9 @@ impl Metrics {
     /// it ends.
     pub fn session_started(&self, protocol: &str) {
         let i = protocol_index(protocol);
-        if let (Some(active), Some(total)) = (self.sessions_active.get(i), self.sessions_total.get(i)) {
+        if let (Some(active), Some(total)) =
+            (self.sessions_active.get(i), self.sessions_total.get(i))
+        {
             active.fetch_add(1, Ordering::Relaxed);
             total.fetch_add(1, Ordering::Relaxed);
         }
@@ -211,46 +220,132 @@ impl Metrics {
 
     /// Sets the recorder's queue depth (rows accepted, not yet in the journal).
     pub fn set_recorder_queue_depth(&self, depth: usize) {
-        self.recorder_queue_depth.store(i64::try_from(depth).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.recorder_queue_depth
+            .store(i64::try_from(depth).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     /// Sets how far the Parquet files lag behind the journal.
     pub fn set_recorder_journal_lag(&self, lag: Duration) {
         let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
-        self.recorder_journal_lag_micros.store(micros, Ordering::Relaxed);
+        self.recorder_journal_lag_micros
+            .store(micros, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        header(&mut out, "bastion_sessions_active", "Live sessions by protocol.", "gauge");
+        header(
+            &mut out,
+            "bastion_sessions_active",
+            "Live sessions by protocol.",
+            "gauge",
+        );
         for (p, v) in PROTOCOLS.iter().zip(&self.sessions_active) {
-            let _ = writeln!(out, "bastion_sessions_active{{protocol=\"{p}\"}} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "bastion_sessions_active{{protocol=\"{p}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
         }
-        header(&mut out, "bastion_sessions_total", "Sessions started by protocol.", "counter");
+        header(
+            &mut out,
+            "bastion_sessions_total",
+            "Sessions started by protocol.",
+            "counter",
+        );
         for (p, v) in PROTOCOLS.iter().zip(&self.sessions_total) {
-            let _ = writeln!(out, "bastion_sessions_total{{protocol=\"{p}\"}} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "bastion_sessions_total{{protocol=\"{p}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
         }
-        header(&mut out, "bastion_actions_total", "Actions decided, by decision.", "counter");
+        header(
+            &mut out,
+            "bastion_actions_total",
+            "Actions decided, by decision.",
+            "counter",
+        );
         for (d, v) in DECISIONS.iter().zip(&self.actions) {
-            let _ = writeln!(out, "bastion_actions_total{{decision=\"{d}\"}} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "bastion_actions_total{{decision=\"{d}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
         }
-        header(&mut out, "bastion_entry_failures_total", "Failed account entries.", "counter");
-        let _ = writeln!(out, "bastion_entry_failures_total {}", self.entry_failures.load(Ordering::Relaxed));
-        header(&mut out, "bastion_lockouts_total", "Lockouts imposed.", "counter");
-        let _ = writeln!(out, "bastion_lockouts_total {}", self.lockouts.load(Ordering::Relaxed));
-        self.policy_eval.render(&mut out, "bastion_policy_eval_seconds", "Policy evaluation latency.");
-        header(&mut out, "bastion_step_up_pending", "Step-up requests waiting for a decision.", "gauge");
-        let _ = writeln!(out, "bastion_step_up_pending {}", self.step_up_pending.load(Ordering::Relaxed));
-        header(&mut out, "bastion_step_up_requests_total", "Step-up requests ended, by outcome.", "counter");
+        header(
+            &mut out,
+            "bastion_entry_failures_total",
+            "Failed account entries.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "bastion_entry_failures_total {}",
+            self.entry_failures.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "bastion_lockouts_total",
+            "Lockouts imposed.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "bastion_lockouts_total {}",
+            self.lockouts.load(Ordering::Relaxed)
+        );
+        self.policy_eval.render(
+            &mut out,
+            "bastion_policy_eval_seconds",
+            "Policy evaluation latency.",
+        );
+        header(
+            &mut out,
+            "bastion_step_up_pending",
+            "Step-up requests waiting for a decision.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "bastion_step_up_pending {}",
+            self.step_up_pending.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "bastion_step_up_requests_total",
+            "Step-up requests ended, by outcome.",
+            "counter",
+        );
         for (o, v) in OUTCOMES.iter().zip(&self.step_up_outcomes) {
-            let _ =
-                writeln!(out, "bastion_step_up_requests_total{{outcome=\"{o}\"}} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "bastion_step_up_requests_total{{outcome=\"{o}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
         }
-        self.step_up_wait.render(&mut out, "bastion_step_up_wait_seconds", "How long step-up requests waited.");
-        header(&mut out, "bastion_recorder_queue_depth", "Audit rows queued for the journal.", "gauge");
-        let _ = writeln!(out, "bastion_recorder_queue_depth {}", self.recorder_queue_depth.load(Ordering::Relaxed));
-        header(&mut out, "bastion_recorder_journal_lag_seconds", "Parquet files behind the journal.", "gauge");
+        self.step_up_wait.render(
+            &mut out,
+            "bastion_step_up_wait_seconds",
+            "How long step-up requests waited.",
+        );
+        header(
+            &mut out,
+            "bastion_recorder_queue_depth",
+            "Audit rows queued for the journal.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "bastion_recorder_queue_depth {}",
+            self.recorder_queue_depth.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "bastion_recorder_journal_lag_seconds",
+            "Parquet files behind the journal.",
+            "gauge",
+        );
         let lag = self.recorder_journal_lag_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "bastion_recorder_journal_lag_seconds {lag}");
         out
@@ -271,11 +366,15 @@ pub fn parse_text(text: &str) -> Result<Vec<(String, f64)>, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (series, value) = line.rsplit_once(' ').ok_or_else(|| format!("line {}: no value: {line}", n + 1))?;
+        let (series, value) = line
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("line {}: no value: {line}", n + 1))?;
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().map_err(|_| format!("line {}: bad value {v:?}", n + 1))?,
+            v => v
+                .parse()
+                .map_err(|_| format!("line {}: bad value {v:?}", n + 1))?,
         };
         out.push((series.to_string(), value));
     }
@@ -287,14 +386,22 @@ mod tests {
     use super::*;
 
     fn value(text: &str, series: &str) -> f64 {
-        parse_text(text).unwrap().into_iter().find(|(s, _)| s == series).map(|(_, v)| v).unwrap()
+        parse_text(text)
+            .unwrap()
+            .into_iter()
+            .find(|(s, _)| s == series)
+            .map(|(_, v)| v)
+            .unwrap()
     }
 
     #[test]
     fn counters_move_and_render_parses() {
         let m = Metrics::new();
         let before = m.render();
-        assert_eq!(value(&before, "bastion_actions_total{decision=\"deny\"}"), 0.0);
+        assert_eq!(
+            value(&before, "bastion_actions_total{decision=\"deny\"}"),
+            0.0
+        );
         m.session_started("postgres");
         m.session_started("ssh");
         m.session_ended("ssh");
@@ -308,20 +415,53 @@ mod tests {
         m.step_up_resolved(StepUpLabel::Approved, Duration::from_secs(3));
         m.set_recorder_queue_depth(7);
         let after = m.render();
-        assert_eq!(value(&after, "bastion_sessions_active{protocol=\"postgres\"}"), 1.0);
-        assert_eq!(value(&after, "bastion_sessions_active{protocol=\"ssh\"}"), 0.0);
-        assert_eq!(value(&after, "bastion_sessions_total{protocol=\"ssh\"}"), 1.0);
-        assert_eq!(value(&after, "bastion_actions_total{decision=\"deny\"}"), 2.0);
+        assert_eq!(
+            value(&after, "bastion_sessions_active{protocol=\"postgres\"}"),
+            1.0
+        );
+        assert_eq!(
+            value(&after, "bastion_sessions_active{protocol=\"ssh\"}"),
+            0.0
+        );
+        assert_eq!(
+            value(&after, "bastion_sessions_total{protocol=\"ssh\"}"),
+            1.0
+        );
+        assert_eq!(
+            value(&after, "bastion_actions_total{decision=\"deny\"}"),
+            2.0
+        );
         assert_eq!(value(&after, "bastion_entry_failures_total"), 1.0);
         assert_eq!(value(&after, "bastion_lockouts_total"), 1.0);
-        assert_eq!(value(&after, "bastion_policy_eval_seconds_bucket{le=\"0.00025\"}"), 0.0);
-        assert_eq!(value(&after, "bastion_policy_eval_seconds_bucket{le=\"0.0005\"}"), 1.0);
-        assert_eq!(value(&after, "bastion_policy_eval_seconds_bucket{le=\"+Inf\"}"), 1.0);
+        assert_eq!(
+            value(&after, "bastion_policy_eval_seconds_bucket{le=\"0.00025\"}"),
+            0.0
+        );
+        assert_eq!(
+            value(&after, "bastion_policy_eval_seconds_bucket{le=\"0.0005\"}"),
+            1.0
+        );
+        assert_eq!(
+            value(&after, "bastion_policy_eval_seconds_bucket{le=\"+Inf\"}"),
+            1.0
+        );
         assert_eq!(value(&after, "bastion_policy_eval_seconds_count"), 1.0);
         assert_eq!(value(&after, "bastion_step_up_pending"), 1.0);
-        assert_eq!(value(&after, "bastion_step_up_requests_total{outcome=\"approved\"}"), 1.0);
-        assert_eq!(value(&after, "bastion_step_up_wait_seconds_bucket{le=\"1\"}"), 0.0);
-        assert_eq!(value(&after, "bastion_step_up_wait_seconds_bucket{le=\"5\"}"), 1.0);
+        assert_eq!(
+            value(
+                &after,
+                "bastion_step_up_requests_total{outcome=\"approved\"}"
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(&after, "bastion_step_up_wait_seconds_bucket{le=\"1\"}"),
+            0.0
+        );
+        assert_eq!(
+            value(&after, "bastion_step_up_wait_seconds_bucket{le=\"5\"}"),
+            1.0
+        );
         assert_eq!(value(&after, "bastion_step_up_wait_seconds_sum"), 3.0);
         assert_eq!(value(&after, "bastion_recorder_queue_depth"), 7.0);
     }
@@ -333,10 +473,19 @@ mod tests {
             let name = series.split('{').next().unwrap();
             let base = ["_bucket", "_sum", "_count"]
                 .iter()
-                .find_map(|s| name.strip_suffix(s).filter(|b| text.contains(&format!("# TYPE {b} histogram"))))
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|b| text.contains(&format!("# TYPE {b} histogram")))
+                })
                 .unwrap_or(name);
-            assert!(text.contains(&format!("# TYPE {base} ")), "no TYPE for {base}");
-            assert!(text.contains(&format!("# HELP {base} ")), "no HELP for {base}");
+            assert!(
+                text.contains(&format!("# TYPE {base} ")),
+                "no TYPE for {base}"
+            );
+            assert!(
+                text.contains(&format!("# HELP {base} ")),
+                "no HELP for {base}"
+            );
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct Server {
     config: Arc<Config>,
     postgres: Option<TcpListener>,
     ssh: Option<TcpListener>,
+    pg_tls: crate::postgres::tls::ServerTls,
+    admin: crate::admin::AdminListener,
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -29,9 +31,16 @@ impl Server {
     /// Prepares directories and binds the listeners.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         for dir in [&config.server.state_dir, &config.server.audit_dir] {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| UsageError(format!("cannot create directory {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                UsageError(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
         }
+        // The TLS identity exists before anything listens: clients may read the generated
+        // certificate as soon as the port accepts.
+        let pg_tls = crate::postgres::tls::ServerTls::load(&config)
+            .map_err(|e| UsageError(format!("{e:#}")))?;
+        let admin = crate::admin::AdminListener::bind(&config.server.admin_socket)
+            .map_err(|e| UsageError(format!("admin socket: {e}")))?;
         let postgres = match config.server.postgres_listen {
             Some(a) => Some(bind(a, "postgres").await?),
             None => None,
@@ -40,7 +49,13 @@ impl Server {
             Some(a) => Some(bind(a, "ssh").await?),
             None => None,
         };
-        Ok(Server { config: Arc::new(config), postgres, ssh })
+        Ok(Server {
+            config: Arc::new(config),
+            postgres,
+            ssh,
+            pg_tls,
+            admin,
+        })
     }
 
     /// Runs until `shutdown` resolves, then stops accepting, gives sessions the grace period,
@@ -48,29 +63,87 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let (recorder, recorder_task) = recorder::Recorder::open(crate::state::recorder_options(&self.config)?)
-            .await
-            .map_err(|e| UsageError(format!("cannot open the audit trail in {}: {e}", self.config.server.audit_dir.display())))?;
+        let (recorder, recorder_task) =
+            recorder::Recorder::open(crate::state::recorder_options(&self.config)?)
+                .await
+                .map_err(|e| {
+                    UsageError(format!(
+                        "cannot open the audit trail in {}: {e}",
+                        self.config.server.audit_dir.display()
+                    ))
+                })?;
         let shared = Arc::new(
-            crate::state::Shared::new(self.config.clone(), recorder, cancel.child_token())
-                .map_err(|e| UsageError(format!("{e:#}")))?,
+            crate::state::Shared::new(
+                self.config.clone(),
+                recorder,
+                self.pg_tls,
+                cancel.child_token(),
+            )
+            .map_err(|e| UsageError(format!("{e:#}")))?,
         );
         tracing::info!(policies = shared.engine().policy_count(), "policies loaded");
+        let reloader = shared.clone();
+        let admin_state = crate::admin::AdminState {
+            broker: shared.broker.clone(),
+            sessions: shared.sessions.clone(),
+            lockouts: shared.lockouts.clone(),
+            tokens: Arc::new(crate::admin::TokenStore::in_state_dir(
+                &self.config.server.state_dir,
+            )),
+            reload: Arc::new(move || {
+                reloader
+                    .reload_policies()
+                    .map(|n| format!("{n} policies loaded"))
+                    .map_err(|e| e.to_string())
+            }),
+            metrics: shared.metrics.clone(),
+        };
+        let admin_cancel = cancel.clone();
+        tracker.spawn(async move {
+            if let Err(e) = self.admin.run(admin_state, admin_cancel).await {
+                tracing::error!(error = %e, "admin api stopped");
+            }
+        });
+        let ssh_services = match self.ssh {
+            Some(_) => Some(Arc::new(
+                crate::ssh::SshServices::from_shared(&shared, Some(shared.broker.clone()))
+                    .map_err(|e| UsageError(format!("ssh: {e}")))?,
+            )),
+            None => None,
+        };
         let permits = Arc::new(Semaphore::new(self.config.limits.max_connections));
         if let Some(listener) = self.postgres {
             tracing::info!(addr = %listener.local_addr()?, "postgres listener ready");
-            tracker.spawn(accept_loop(listener, Listener::Postgres, shared.clone(), permits.clone(), cancel.clone(), tracker.clone()));
+            tracker.spawn(accept_loop(
+                listener,
+                Listener::Postgres,
+                shared.clone(),
+                permits.clone(),
+                cancel.clone(),
+                tracker.clone(),
+            ));
         }
-        if let Some(listener) = self.ssh {
+        if let (Some(listener), Some(services)) = (self.ssh, ssh_services) {
             tracing::info!(addr = %listener.local_addr()?, "ssh listener ready");
-            tracker.spawn(accept_loop(listener, Listener::Ssh, shared.clone(), permits.clone(), cancel.clone(), tracker.clone()));
+            tracker.spawn(crate::ssh::run_listener(
+                listener,
+                services,
+                permits.clone(),
+                cancel.clone(),
+                tracker.clone(),
+            ));
         }
         tracker.spawn(reload_on_sighup(shared.clone(), cancel.clone()));
         shutdown.await;
         tracing::info!(grace = ?self.config.server.shutdown_grace, "shutting down: no new connections");
+        // Held actions are refused, not left hanging, before sessions are told to end.
+        shared.broker.shutdown();
         cancel.cancel();
         tracker.close();
-        if tokio::time::timeout(self.config.server.shutdown_grace, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(self.config.server.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("grace period over: remaining sessions are dropped");
         }
         drop(shared);
@@ -82,17 +155,18 @@ impl Server {
     }
 }
 
-/// Which protocol a listener speaks.
+/// Which protocol a listener speaks (SSH has its own accept loop in `crate::ssh`).
 #[derive(Debug, Clone, Copy)]
 enum Listener {
     Postgres,
-    Ssh,
 }
 
 /// Reloads policies on SIGHUP; a set that does not validate is refused and the old one stays.
 async fn reload_on_sighup(shared: Arc<crate::state::Shared>, cancel: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -133,10 +207,6 @@ async fn accept_loop(
             let _permit = permit;
             match kind {
                 Listener::Postgres => crate::postgres::serve_connection(stream, peer, shared).await,
-                Listener::Ssh => {
-                    tracing::info!(%peer, "ssh connection: the SSH path is not wired yet, closing");
-                    drop(stream);
-                }
             }
         });
     }

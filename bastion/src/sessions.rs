@@ -96,7 +96,10 @@ impl SessionRegistry {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let open = map.values().filter(|s| s.identity == identity).count();
         if open >= limit {
-            return Err(TooManySessions { identity: identity.to_string(), limit });
+            return Err(TooManySessions {
+                identity: identity.to_string(),
+                limit,
+            });
         }
         let info = Arc::new(SessionInfo {
             id: id.clone(),
@@ -112,7 +115,10 @@ impl SessionRegistry {
             kill_reason: Mutex::new(None),
         });
         map.insert(id, info.clone());
-        Ok(SessionHandle { registry: self.clone(), info })
+        Ok(SessionHandle {
+            registry: self.clone(),
+            info,
+        })
     }
 
     /// Snapshot of live sessions, oldest first.

@@ -27,6 +27,8 @@ pub struct Shared {
     pub scram_decoy: protocol::postgres::scram::DecoySecret,
     /// Step-up requests waiting for approval.
     pub broker: Arc<crate::broker::Broker>,
+    /// Prometheus counters.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// One-time code verification (remembers used codes).
     pub totp: crate::totp::TotpVerifier,
     /// Cancelled at shutdown; sessions derive their kill switch from it.
@@ -36,7 +38,10 @@ pub struct Shared {
 impl Shared {
     /// The current policy engine (cheap clone of an `Arc`).
     pub fn engine(&self) -> Arc<policies::Engine> {
-        self.engine.read().map(|g| g.clone()).unwrap_or_else(|e| e.into_inner().clone())
+        self.engine
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// Reloads policies from the configured files; on error the old set stays.
@@ -54,16 +59,33 @@ impl Shared {
     pub fn new(
         config: Arc<Config>,
         recorder: recorder::Recorder,
+        pg_tls: crate::postgres::tls::ServerTls,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Shared> {
         let engine = load_engine(&config)?;
-        let pg_tls = crate::postgres::tls::ServerTls::load(&config)?;
         let scram_decoy = protocol::postgres::scram::DecoySecret::new(
             state_secret(&config.server.state_dir, "scram-decoy.key")?,
             4096,
         );
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let mut broker = crate::broker::Broker::new(
+            config.approvals.timeout,
+            crate::broker::Directory::from_config(&config),
+        )
+        .with_metrics(metrics.clone());
+        if !config.approvals.webhooks.is_empty() {
+            let key = crate::broker::webhook::load_or_create_key(&config.server.state_dir)?;
+            broker = broker.with_webhooks(crate::broker::WebhookNotifier::start(
+                &config.approvals.webhooks,
+                key,
+                crate::broker::RetryPolicy::default(),
+            ));
+        }
         Ok(Shared {
-            lockouts: Arc::new(Lockouts::new(config.limits.lockout_after, config.limits.lockout_for)),
+            lockouts: Arc::new(Lockouts::new(
+                config.limits.lockout_after,
+                config.limits.lockout_for,
+            )),
             engine: RwLock::new(Arc::new(engine)),
             recorder,
             sessions: Arc::new(SessionRegistry::default()),
@@ -71,7 +93,8 @@ impl Shared {
             cancel_keys: Default::default(),
             scram_decoy,
             totp: crate::totp::TotpVerifier::new(),
-            broker: Arc::new(crate::broker::Broker::new(config.approvals.timeout, crate::broker::Directory::from_config(&config))),
+            broker: Arc::new(broker),
+            metrics,
             shutdown,
             config,
         })
@@ -127,7 +150,9 @@ pub fn recorder_options(config: &Config) -> anyhow::Result<recorder::RecorderOpt
     o.retain_days = config.recorder.retain_days;
     o.signing_key = match &config.recorder.signing_key {
         Some(crate::config::SecretRef::File(p)) => Some(p.clone()),
-        Some(other) => anyhow::bail!("recorder.signing_key must be a file: reference, found {other}"),
+        Some(other) => {
+            anyhow::bail!("recorder.signing_key must be a file: reference, found {other}")
+        }
         None => None,
     };
     Ok(o)
@@ -159,10 +184,18 @@ pub fn state_secret(state_dir: &std::path::Path, name: &str) -> anyhow::Result<V
 
 /// The kind string of a user (for the trail), `unknown` for names not in the config.
 pub fn identity_kind(config: &Config, identity: &str) -> &'static str {
-    config.users.get(identity).map(|u| u.kind.as_str()).unwrap_or("unknown")
+    config
+        .users
+        .get(identity)
+        .map(|u| u.kind.as_str())
+        .unwrap_or("unknown")
 }
 
 /// Used by both protocols: is this a known target of the given protocol?
-pub fn target_of<'a>(config: &'a Config, name: &str, protocol: TargetProto) -> Option<&'a crate::config::Target> {
+pub fn target_of<'a>(
+    config: &'a Config,
+    name: &str,
+    protocol: TargetProto,
+) -> Option<&'a crate::config::Target> {
     config.targets.get(name).filter(|t| t.protocol == protocol)
 }

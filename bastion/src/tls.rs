@@ -20,7 +20,8 @@ impl TlsIdentity {
     /// Loads the configured pair, or the generated one (creating it if missing).
     pub fn load_or_generate(config: &Config) -> anyhow::Result<TlsIdentity> {
         if let Some(files) = &config.server.tls {
-            let pem = std::fs::read(&files.cert).with_context(|| format!("reading {}", files.cert.display()))?;
+            let pem = std::fs::read(&files.cert)
+                .with_context(|| format!("reading {}", files.cert.display()))?;
             let key = files.key.load().map_err(|e| anyhow!(e))?;
             return Self::from_pem(&pem, key.expose(), files.cert.clone());
         }
@@ -31,16 +32,26 @@ impl TlsIdentity {
             generate(&dir, &cert_path, &key_path)?;
             tracing::info!(cert = %cert_path.display(), "no tls_cert configured: generated a self-signed certificate for the PostgreSQL listener (clients: sslrootcert={})", cert_path.display());
         }
-        let pem = std::fs::read(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
-        let key = std::fs::read(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
+        let pem = std::fs::read(&cert_path)
+            .with_context(|| format!("reading {}", cert_path.display()))?;
+        let key =
+            std::fs::read(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
         Self::from_pem(&pem, &key, cert_path)
     }
 
-    fn from_pem(cert_pem: &[u8], key_pem: &[u8], cert_path: PathBuf) -> anyhow::Result<TlsIdentity> {
+    fn from_pem(
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        cert_path: PathBuf,
+    ) -> anyhow::Result<TlsIdentity> {
         let chain = rustls_pemfile::certs(&mut &cert_pem[..]).collect::<Result<Vec<_>, _>>()?;
         let key = rustls_pemfile::private_key(&mut &key_pem[..])?
             .ok_or_else(|| anyhow!("no private key in PEM"))?;
-        Ok(TlsIdentity { chain, key, cert_path })
+        Ok(TlsIdentity {
+            chain,
+            key,
+            cert_path,
+        })
     }
 
     /// A rustls server config for this identity.
@@ -57,7 +68,11 @@ impl TlsIdentity {
 fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "bastion".to_string()];
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "bastion".to_string(),
+    ];
     let certified = rcgen::generate_simple_self_signed(names)?;
     let mut key_file = std::fs::OpenOptions::new()
         .write(true)

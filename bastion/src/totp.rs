@@ -50,7 +50,9 @@ impl TotpSecret {
             .filter(|c| !c.is_whitespace() && *c != '-' && *c != '=')
             .map(|c| c.to_ascii_uppercase())
             .collect();
-        let bytes = data_encoding::BASE32_NOPAD.decode(clean.as_bytes()).map_err(|_| TotpError::BadSecret)?;
+        let bytes = data_encoding::BASE32_NOPAD
+            .decode(clean.as_bytes())
+            .map_err(|_| TotpError::BadSecret)?;
         if bytes.len() < 10 {
             return Err(TotpError::BadSecret);
         }
@@ -114,7 +116,9 @@ pub fn code_at(secret: &TotpSecret, unix_secs: u64) -> String {
 
 /// Seconds since the epoch of `t` (0 before 1970).
 fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Verifies codes and remembers, per user, the last step accepted.
@@ -132,7 +136,13 @@ impl TotpVerifier {
     /// Checks `code` for `user` at `now` (±1 step). On success the step is consumed: the same
     /// code, or any earlier one, is refused from then on. Every `Err` is a failed attempt the
     /// caller counts toward lockout.
-    pub fn verify(&self, user: &str, secret: &TotpSecret, code: &str, now: SystemTime) -> Result<(), TotpError> {
+    pub fn verify(
+        &self,
+        user: &str,
+        secret: &TotpSecret,
+        code: &str,
+        now: SystemTime,
+    ) -> Result<(), TotpError> {
         let code = code.trim();
         if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(TotpError::Malformed);
@@ -164,15 +174,23 @@ pub fn secret_path(state_dir: &Path, user: &str) -> PathBuf {
 /// The user's secret: the config's `totp` reference when set, else the enrolled file.
 pub fn load_secret(state_dir: &Path, user: &User) -> Result<TotpSecret, TotpError> {
     if let Some(r) = &user.totp {
-        let s = r.load().map_err(|message| TotpError::Storage { path: PathBuf::from(r.to_string()), message })?;
+        let s = r.load().map_err(|message| TotpError::Storage {
+            path: PathBuf::from(r.to_string()),
+            message,
+        })?;
         let text = s.expose_str().map_err(|_| TotpError::BadSecret)?;
         return TotpSecret::from_base32(text);
     }
     let path = secret_path(state_dir, &user.name);
     match std::fs::read_to_string(&path) {
         Ok(text) => TotpSecret::from_base32(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(TotpError::NotEnrolled(user.name.clone())),
-        Err(e) => Err(TotpError::Storage { path, message: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(TotpError::NotEnrolled(user.name.clone()))
+        }
+        Err(e) => Err(TotpError::Storage {
+            path,
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -190,7 +208,10 @@ pub struct Enrollment {
 pub fn enroll(state_dir: &Path, user: &str, replace: bool) -> Result<Enrollment, TotpError> {
     let path = secret_path(state_dir, user);
     if !user_name_is_safe(user) {
-        return Err(TotpError::Storage { path, message: "user name cannot be used as a file name".into() });
+        return Err(TotpError::Storage {
+            path,
+            message: "user name cannot be used as a file name".into(),
+        });
     }
     if path.exists() && !replace {
         return Err(TotpError::Storage {
@@ -199,13 +220,24 @@ pub fn enroll(state_dir: &Path, user: &str, replace: bool) -> Result<Enrollment,
         });
     }
     let secret = TotpSecret::generate();
-    write_private_file(&path, format!("{}\n", secret.to_base32()).as_bytes())
-        .map_err(|e| TotpError::Storage { path: path.clone(), message: e.to_string() })?;
-    Ok(Enrollment { path, uri: otpauth_uri(user, &secret) })
+    write_private_file(&path, format!("{}\n", secret.to_base32()).as_bytes()).map_err(|e| {
+        TotpError::Storage {
+            path: path.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(Enrollment {
+        path,
+        uri: otpauth_uri(user, &secret),
+    })
 }
 
 fn user_name_is_safe(user: &str) -> bool {
-    !user.is_empty() && !user.starts_with('.') && user.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    !user.is_empty()
+        && !user.starts_with('.')
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
 }
 
 /// `otpauth://totp/bastion:<user>?secret=…&issuer=bastion&algorithm=SHA1&digits=6&period=30`.
@@ -213,7 +245,9 @@ pub fn otpauth_uri(user: &str, secret: &TotpSecret) -> String {
     let label: String = user
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect();
@@ -260,9 +294,15 @@ mod tests {
         let next = code_at(&s, 1_700_000_000 + 30);
         assert_eq!(v.verify("alice", &s, &next, now), Ok(()));
         let far = code_at(&s, 1_700_000_000 + 90);
-        assert_eq!(TotpVerifier::new().verify("alice", &s, &far, now), Err(TotpError::Invalid));
+        assert_eq!(
+            TotpVerifier::new().verify("alice", &s, &far, now),
+            Err(TotpError::Invalid)
+        );
         let old = code_at(&s, 1_700_000_000 - 90);
-        assert_eq!(TotpVerifier::new().verify("alice", &s, &old, now), Err(TotpError::Invalid));
+        assert_eq!(
+            TotpVerifier::new().verify("alice", &s, &old, now),
+            Err(TotpError::Invalid)
+        );
     }
 
     #[test]
@@ -283,8 +323,20 @@ mod tests {
     fn malformed_codes_are_refused_before_any_hmac() {
         let s = rfc_secret();
         let v = TotpVerifier::new();
-        for bad in ["", "12345", "1234567", "12a456", "١٢٣٤٥٦", "+12345", " 1234 5"] {
-            assert_eq!(v.verify("alice", &s, bad, SystemTime::now()), Err(TotpError::Malformed), "{bad:?}");
+        for bad in [
+            "",
+            "12345",
+            "1234567",
+            "12a456",
+            "١٢٣٤٥٦",
+            "+12345",
+            " 1234 5",
+        ] {
+            assert_eq!(
+                v.verify("alice", &s, bad, SystemTime::now()),
+                Err(TotpError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 
@@ -295,8 +347,14 @@ mod tests {
         let e = enroll(dir.path(), "alice", false).unwrap();
         let mode = std::fs::metadata(&e.path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(e.uri.starts_with("otpauth://totp/bastion:alice?secret="), "{}", e.uri);
-        assert!(e.uri.ends_with("&issuer=bastion&algorithm=SHA1&digits=6&period=30"));
+        assert!(
+            e.uri.starts_with("otpauth://totp/bastion:alice?secret="),
+            "{}",
+            e.uri
+        );
+        assert!(e
+            .uri
+            .ends_with("&issuer=bastion&algorithm=SHA1&digits=6&period=30"));
         let stored = std::fs::read_to_string(&e.path).unwrap();
         assert!(e.uri.contains(stored.trim()));
         let user = User {
@@ -310,9 +368,15 @@ mod tests {
         let secret = load_secret(dir.path(), &user).unwrap();
         let now = SystemTime::now();
         let code = code_at(&secret, unix_secs(now));
-        assert_eq!(TotpVerifier::new().verify("alice", &secret, &code, now), Ok(()));
+        assert_eq!(
+            TotpVerifier::new().verify("alice", &secret, &code, now),
+            Ok(())
+        );
         // A second enrollment does not silently replace the secret.
-        assert!(matches!(enroll(dir.path(), "alice", false), Err(TotpError::Storage { .. })));
+        assert!(matches!(
+            enroll(dir.path(), "alice", false),
+            Err(TotpError::Storage { .. })
+        ));
         assert!(enroll(dir.path(), "alice", true).is_ok());
     }
 
@@ -327,9 +391,20 @@ mod tests {
     #[test]
     fn base32_parsing_is_lenient_about_format_not_content() {
         let s = TotpSecret::generate();
-        let spaced = s.to_base32().to_lowercase().chars().collect::<Vec<_>>().chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join(" ");
+        let spaced = s
+            .to_base32()
+            .to_lowercase()
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(4)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(TotpSecret::from_base32(&spaced).unwrap(), s);
-        assert_eq!(TotpSecret::from_base32("not base32!"), Err(TotpError::BadSecret));
+        assert_eq!(
+            TotpSecret::from_base32("not base32!"),
+            Err(TotpError::BadSecret)
+        );
         assert_eq!(TotpSecret::from_base32("AAAA"), Err(TotpError::BadSecret));
     }
 }

@@ -10,11 +10,11 @@
     clippy::indexing_slicing
 )]
 
-pub mod shell;
-pub mod sql;
 pub mod engine;
 pub mod fingerprint;
 pub mod redact;
+pub mod shell;
+pub mod sql;
 
 pub use engine::{
     check_policy_files, eval_jsonl, run_cases, CaseReport, Decision, Engine, EngineOptions, Grant,

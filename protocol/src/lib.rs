@@ -3,6 +3,8 @@
 //! per frontend and backend message (`postgres::frontend`, `postgres::backend`), the tag and
 //! SQLSTATE tables, and SCRAM-SHA-256 server and client state machines (`postgres::scram`).
 //! `sftp` holds the SFTP v3 packet codec used to decide file operations inside SSH sessions.
+//! `terminal` holds the line tracker that reads an interactive shell's command line from a vt100
+//! screen.
 //! Nothing here touches sockets, files or clocks: callers feed bytes in and write bytes out.
 //!
 //! ```
@@ -27,3 +29,4 @@
 
 pub mod postgres;
 pub mod sftp;
+pub mod terminal;

@@ -54,7 +54,7 @@ async fn run(
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = RecorderOptions::new(dir.path(), "bench");
     opts.durability = durability;
-    opts.roll_max_rows = 250_000;
+    opts.roll_max_rows = 100_000;
     opts.roll_max_age = Duration::from_secs(60);
     opts.queue_capacity = 4096;
     let (rec, task) = Recorder::open(opts).await.expect("open");

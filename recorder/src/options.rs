@@ -41,7 +41,7 @@ impl RecorderOptions {
             dir: dir.into(),
             node: node.into(),
             durability: Durability::Os,
-            roll_max_rows: 1_000_000,
+            roll_max_rows: 100_000,
             roll_max_age: Duration::from_secs(300),
             queue_capacity: 65_536,
             retain_days: None,

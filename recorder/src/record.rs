@@ -13,6 +13,8 @@ pub(crate) struct Chained<T> {
 
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Actions dominate the stream; boxing them would add an allocation per row for no memory gain.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Record {
     Entry(EntryRow),
     SessionStart(SessionStart),

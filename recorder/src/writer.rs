@@ -26,6 +26,8 @@ const MAX_BATCH: usize = 8192;
 const ENDED_CHAINS_KEPT: usize = 65_536;
 
 /// A row sent to the writer.
+// Actions dominate the stream; boxing them would add an allocation per row for no memory gain.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Incoming {
     Entry(EntryRow),
     SessionStart(SessionStart),
@@ -38,6 +40,7 @@ pub(crate) enum Incoming {
 pub(crate) type Ack = oneshot::Sender<Result<(), String>>;
 
 /// What the queue carries.
+#[allow(clippy::large_enum_variant)] // see `Incoming`
 pub(crate) enum Command {
     Row(Incoming, Ack),
     /// Wakes the writer so age-based rolls happen on an idle bastion.

@@ -15,7 +15,11 @@ pub fn bastion_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test-binary> -> target/<profile>/bastion
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     profile_dir.join("bastion")
 }
 
@@ -30,7 +34,10 @@ pub fn bastion(args: &[&str]) -> Command {
 pub fn run_bastion(args: &[&str]) -> anyhow::Result<Output> {
     let bin = bastion_bin();
     if !bin.exists() {
-        bail!("{} not found: run `cargo build -p bastion` first", bin.display());
+        bail!(
+            "{} not found: run `cargo build -p bastion` first",
+            bin.display()
+        );
     }
     Ok(bastion(args).output()?)
 }
@@ -53,22 +60,39 @@ impl BastionProcess {
     /// `bastion serve`, waiting until the configured listeners accept.
     pub fn start(config_body: &str) -> anyhow::Result<BastionProcess> {
         let dir = tempfile::Builder::new().prefix("bastion-").tempdir()?;
-        let pg_port = if config_body.contains("{PG_PORT}") { os::free_port() } else { 0 };
-        let ssh_port = if config_body.contains("{SSH_PORT}") { os::free_port() } else { 0 };
+        let pg_port = if config_body.contains("{PG_PORT}") {
+            os::free_port()
+        } else {
+            0
+        };
+        let ssh_port = if config_body.contains("{SSH_PORT}") {
+            os::free_port()
+        } else {
+            0
+        };
         let body = config_body
             .replace("{PG_PORT}", &pg_port.to_string())
             .replace("{SSH_PORT}", &ssh_port.to_string())
             .replace("{DIR}", &dir.path().display().to_string());
         let config = dir.path().join("bastion.toml");
         std::fs::write(&config, body)?;
-        let mut p = BastionProcess { dir, config, pg_port, ssh_port, child: None };
+        let mut p = BastionProcess {
+            dir,
+            config,
+            pg_port,
+            ssh_port,
+            child: None,
+        };
         p.spawn()?;
         Ok(p)
     }
 
     /// Starts (or restarts) the process with the same config.
     pub fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
         let child = bastion(&["serve", "--config"])
             .arg(&self.config)
             .env("BASTION_LOG", "info,bastion=debug")
@@ -78,7 +102,10 @@ impl BastionProcess {
             .spawn()
             .with_context(|| format!("starting {}", bastion_bin().display()))?;
         self.child = Some(child);
-        for port in [self.pg_port, self.ssh_port].into_iter().filter(|p| *p != 0) {
+        for port in [self.pg_port, self.ssh_port]
+            .into_iter()
+            .filter(|p| *p != 0)
+        {
             if !os::wait_for_port(port, Duration::from_secs(30)) {
                 bail!("bastion did not listen on {port}: {}", self.log());
             }
@@ -106,7 +133,9 @@ impl BastionProcess {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let Some(mut child) = self.child.take() else { bail!("not running") };
+        let Some(mut child) = self.child.take() else {
+            bail!("not running")
+        };
         signal(&child, libc::SIGTERM);
         Ok(child.wait()?)
     }

@@ -5,7 +5,6 @@
 use crate::os;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -36,14 +35,23 @@ impl TestPki {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "bastion test CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "bastion test CA");
         let ca_key = KeyPair::generate()?;
         let ca = ca_params.self_signed(&ca_key)?;
-        let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-        params.distinguished_name.push(DnType::CommonName, "localhost");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &ca, &ca_key)?;
-        Ok(TestPki { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(TestPki {
+            ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 }
 
@@ -61,7 +69,11 @@ impl PgServer {
     }
 
     fn start_once() -> anyhow::Result<PgServer> {
-        let os_user = if os::is_root() { os::PG_OS_USER.to_string() } else { os::current_user() };
+        let os_user = if os::is_root() {
+            os::PG_OS_USER.to_string()
+        } else {
+            os::current_user()
+        };
         let dir = tempfile::Builder::new().prefix("bastion-pg-").tempdir()?;
         os::open_dir(dir.path())?;
         let data = dir.path().join("data");
@@ -76,10 +88,21 @@ impl PgServer {
             os::command_as(&os_user, &pg_bin("initdb"))
                 .arg("-D")
                 .arg(&data)
-                .args(["-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ])
                 .arg(format!("--pwfile={}", pwfile.display())),
         )
-        .context("initdb (is postgresql installed and the bastion-pg user created? run ./scripts/test)")?;
+        .context(
+            "initdb (is postgresql installed and the bastion-pg user created? run ./scripts/test)",
+        )?;
         let port = os::free_port();
         let conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{sock}'\n\
@@ -90,7 +113,9 @@ impl PgServer {
             sock = dir.path().display(),
             d = dir.path().display()
         );
-        let mut f = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))?;
         std::io::Write::write_all(&mut f, conf.as_bytes())?;
         std::fs::write(
             data.join("pg_hba.conf"),
@@ -137,7 +162,17 @@ impl PgServer {
     pub fn psql(&self, db: &str, sql: &str) -> anyhow::Result<String> {
         let out = os::run(
             os::command_as(&self.os_user, "psql")
-                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-A",
+                    "-t",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-U",
+                    "postgres",
+                    "-h",
+                ])
                 .arg(self.dir.path())
                 .args(["-p", &self.port.to_string(), "-d", db, "-c", sql]),
         )?;
@@ -146,13 +181,19 @@ impl PgServer {
 
     /// Creates a login role with a password.
     pub fn create_role(&self, name: &str, password: &str, extra: &str) -> anyhow::Result<()> {
-        self.psql("postgres", &format!("CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}' {extra}"))?;
+        self.psql(
+            "postgres",
+            &format!("CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}' {extra}"),
+        )?;
         Ok(())
     }
 
     /// Creates a database owned by `owner`.
     pub fn create_database(&self, name: &str, owner: &str) -> anyhow::Result<()> {
-        self.psql("postgres", &format!("CREATE DATABASE \"{name}\" OWNER \"{owner}\""))?;
+        self.psql(
+            "postgres",
+            &format!("CREATE DATABASE \"{name}\" OWNER \"{owner}\""),
+        )?;
         Ok(())
     }
 
@@ -200,7 +241,12 @@ pub fn make_tls(ca_pem: &[u8]) -> anyhow::Result<tokio_postgres_rustls::MakeRust
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     std::io::Write::write_all(&mut f, contents.as_bytes())?;
     Ok(())
 }

@@ -24,7 +24,10 @@ pub struct PgPath {
 
 /// The repository's root (for `examples/`).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 const SCHEMA: &str = "
@@ -59,7 +62,11 @@ impl PgPath {
             let verifier = protocol::postgres::scram::make_verifier(&format!("{name}-pw"), 4096)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             std::fs::write(dir.path().join(format!("{name}.scram")), verifier)?;
-            let totp = if kind == "human" { format!("totp = \"file:{name}.totp\"\n") } else { String::new() };
+            let totp = if kind == "human" {
+                format!("totp = \"file:{name}.totp\"\n")
+            } else {
+                String::new()
+            };
             std::fs::write(dir.path().join(format!("{name}.totp")), TOTP_SECRET)?;
             users.push_str(&format!(
                 "[[users]]\nname = \"{name}\"\nkind = \"{kind}\"\ngroups = [{groups}]\nscram_verifier = \"file:{d}/{name}.scram\"\n{totp}\n",
@@ -89,7 +96,11 @@ impl PgPath {
             std::fs::set_permissions(entry?.path(), std::fs::Permissions::from_mode(0o600))?;
         }
         let bastion = BastionProcess::start(&config)?;
-        Ok(PgPath { pg, bastion, secrets: dir })
+        Ok(PgPath {
+            pg,
+            bastion,
+            secrets: dir,
+        })
     }
 
     /// Path of the bastion's generated certificate (clients' `sslrootcert`).
@@ -119,26 +130,20 @@ impl PgPath {
             .unwrap_or_else(|e| panic!("running psql: {e}"))
     }
 
-    /// A tokio-postgres client through the bastion as `user`.
+    /// A tokio-postgres client through the bastion as `user` (password `<identity>-pw`).
     pub async fn connect(&self, user: &str, db: &str) -> anyhow::Result<tokio_postgres::Client> {
         let identity = user.split('@').next().unwrap_or(user);
-        let (client, conn) = self.connect_raw(user, db, &format!("{identity}-pw")).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(client)
+        self.connect_with(user, db, &format!("{identity}-pw")).await
     }
 
-    /// tokio-postgres connect returning the connection future too (for error tests).
-    pub async fn connect_raw(
+    /// A tokio-postgres client through the bastion with an explicit password; the connection
+    /// is driven in a task.
+    pub async fn connect_with(
         &self,
         user: &str,
         db: &str,
         password: &str,
-    ) -> anyhow::Result<(
-        tokio_postgres::Client,
-        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres_rustls::RustlsStream<tokio_postgres::Socket>>,
-    )> {
+    ) -> anyhow::Result<tokio_postgres::Client> {
         let ca = std::fs::read(self.bastion_cert())?;
         let tls = crate::pg::make_tls(&ca)?;
         let mut cfg = tokio_postgres::Config::new();
@@ -148,27 +153,44 @@ impl PgPath {
             .password(password)
             .dbname(db)
             .ssl_mode(tokio_postgres::config::SslMode::Require);
-        Ok(cfg.connect(tls).await?)
+        let (client, conn) = cfg.connect(tls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
     }
 
     /// `bastion audit query` on this bastion's trail, JSON rows.
     pub fn audit(&self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
-        let out = self.bastion.cli(&["audit", "query", "--format", "json", sql])?;
+        let out = self
+            .bastion
+            .cli(&["audit", "query", "--format", "json", sql])?;
         if !out.status.success() {
-            anyhow::bail!("audit query failed: {}", String::from_utf8_lossy(&out.stderr));
+            anyhow::bail!(
+                "audit query failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let trimmed = text.trim();
         if trimmed.starts_with('[') {
             return Ok(serde_json::from_str(trimmed)?);
         }
-        Ok(trimmed.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?)
+        Ok(trimmed
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?)
     }
 }
 
 /// The current one-time code for a base32 secret (as an authenticator app shows it).
 pub fn totp_code(base32: &str) -> String {
-    let secret = bastion::totp::TotpSecret::from_base32(base32).unwrap_or_else(|_| bastion::totp::TotpSecret::from_bytes(Vec::new()));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secret = bastion::totp::TotpSecret::from_base32(base32)
+        .unwrap_or_else(|_| bastion::totp::TotpSecret::from_bytes(Vec::new()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     bastion::totp::code_at(&secret, now)
 }

@@ -34,7 +34,9 @@ pub fn generate_key(dir: &Path, name: &str) -> anyhow::Result<KeyPair> {
             .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
             .arg(&private),
     )?;
-    let public = std::fs::read_to_string(dir.join(format!("{name}.pub")))?.trim().to_string();
+    let public = std::fs::read_to_string(dir.join(format!("{name}.pub")))?
+        .trim()
+        .to_string();
     Ok(KeyPair { private, public })
 }
 
@@ -61,7 +63,11 @@ impl SshServer {
     }
 
     fn start_once() -> anyhow::Result<SshServer> {
-        let user = if os::is_root() { os::SSH_OS_USER.to_string() } else { os::current_user() };
+        let user = if os::is_root() {
+            os::SSH_OS_USER.to_string()
+        } else {
+            os::current_user()
+        };
         let dir = tempfile::Builder::new().prefix("bastion-sshd-").tempdir()?;
         os::open_dir(dir.path())?;
         if os::is_root() {
@@ -69,15 +75,27 @@ impl SshServer {
         }
         os::run(
             Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", "test sshd host key", "-f"])
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "test sshd host key",
+                    "-f",
+                ])
                 .arg(dir.path().join("host_key")),
         )?;
         std::fs::write(dir.path().join("authorized_keys"), "")?;
         let port = os::free_port();
-        let sftp = ["/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("internal-sftp");
+        let sftp = [
+            "/usr/lib/openssh/sftp-server",
+            "/usr/libexec/openssh/sftp-server",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("internal-sftp");
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
@@ -98,7 +116,12 @@ impl SshServer {
             .stderr(log)
             .spawn()
             .context("starting sshd (is openssh-server installed? run ./scripts/test)")?;
-        let mut server = SshServer { dir, port, user, child };
+        let mut server = SshServer {
+            dir,
+            port,
+            user,
+            child,
+        };
         if !os::wait_for_port(port, Duration::from_secs(20)) || server.child.try_wait()?.is_some() {
             bail!("sshd did not listen on {port}: {}", server.log());
         }
@@ -123,7 +146,11 @@ impl SshServer {
     /// The host public key line (`ssh-ed25519 AAAA...`), to pin.
     pub fn host_key(&self) -> anyhow::Result<String> {
         let line = std::fs::read_to_string(self.dir.path().join("host_key.pub"))?;
-        Ok(line.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        Ok(line
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" "))
     }
 
     /// sshd's log so far.
@@ -141,25 +168,42 @@ impl SshServer {
 
     /// Trusts a user CA public key line (`TrustedUserCAKeys`).
     pub fn trust_user_ca(&self, public_key_line: &str) -> anyhow::Result<()> {
-        std::fs::write(self.dir.path().join("trusted_user_ca_keys"), format!("{public_key_line}\n"))?;
+        std::fs::write(
+            self.dir.path().join("trusted_user_ca_keys"),
+            format!("{public_key_line}\n"),
+        )?;
         Ok(())
     }
 
     /// A known_hosts file pinning this server's host key.
     pub fn known_hosts(&self) -> anyhow::Result<PathBuf> {
         let path = self.dir.path().join("known_hosts");
-        std::fs::write(&path, format!("[127.0.0.1]:{} {}\n", self.port, self.host_key()?))?;
+        std::fs::write(
+            &path,
+            format!("[127.0.0.1]:{} {}\n", self.port, self.host_key()?),
+        )?;
         Ok(path)
     }
 
     /// An OpenSSH client command for this server with `key`, host key pinned, batch mode.
     pub fn ssh_command(&self, key: &Path) -> anyhow::Result<Command> {
         let mut c = Command::new("ssh");
-        c.args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts()?.display()))
-            .args(["-o", "IdentitiesOnly=yes", "-i"])
-            .arg(key)
-            .args(["-p", &self.port.to_string(), "-l", &self.user, "127.0.0.1"]);
+        c.args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+        ])
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            self.known_hosts()?.display()
+        ))
+        .args(["-o", "IdentitiesOnly=yes", "-i"])
+        .arg(key)
+        .args(["-p", &self.port.to_string(), "-l", &self.user, "127.0.0.1"]);
         Ok(c)
     }
 }

@@ -15,7 +15,11 @@ fn stdout(o: &std::process::Output) -> String {
 #[test]
 fn psql_reads_are_allowed_and_drop_is_denied_with_42501() {
     let p = PgPath::start("").unwrap();
-    let ok = p.psql("alice@prod-db", "shop", &["-At", "-c", "SELECT count(*) FROM app.orders"]);
+    let ok = p.psql(
+        "alice@prod-db",
+        "shop",
+        &["-At", "-c", "SELECT count(*) FROM app.orders"],
+    );
     assert!(ok.status.success(), "{}\n{}", stderr(&ok), p.bastion.log());
     assert_eq!(stdout(&ok).trim(), "3");
 
@@ -24,12 +28,21 @@ fn psql_reads_are_allowed_and_drop_is_denied_with_42501() {
     let err = stderr(&denied);
     assert!(err.contains("ERROR:  denied by policy SQL-5"), "{err}");
     assert!(err.contains("HINT:  policy: SQL-5"), "{err}");
-    assert!(!err.contains("CONTEXT"), "the bastion's own DO block must not show: {err}");
+    assert!(
+        !err.contains("CONTEXT"),
+        "the bastion's own DO block must not show: {err}"
+    );
     // Nothing denied reached the server: the table is still there.
-    assert_eq!(p.pg.psql("shop", "SELECT count(*) FROM app.orders").unwrap(), "3");
+    assert_eq!(
+        p.pg.psql("shop", "SELECT count(*) FROM app.orders")
+            .unwrap(),
+        "3"
+    );
 
     // The password of the target never reaches the client, and the trail has both actions.
-    let rows = p.audit("SELECT text, decision, policy_ids FROM actions ORDER BY time").unwrap();
+    let rows = p
+        .audit("SELECT text, decision, policy_ids FROM actions ORDER BY time")
+        .unwrap();
     let text = serde_json::to_string(&rows).unwrap();
     assert!(text.contains("SELECT count(*) FROM app.orders"), "{text}");
     assert!(text.contains("DROP TABLE app.orders"), "{text}");
@@ -44,9 +57,18 @@ fn psql_script_with_several_statements_and_verbose_sqlstate() {
     let mut f = std::fs::File::create(&script).unwrap();
     writeln!(f, "\\set VERBOSITY verbose\nSELECT 1 AS one;\nINSERT INTO app.orders (customer_id, total) VALUES (2, 1.00);\nSELECT count(*) FROM app.orders;\nGRANT SELECT ON app.orders TO PUBLIC;").unwrap();
     let out = p.psql("alice@prod-db", "shop", &["-f", script.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3), "psql -f stops at the denied GRANT: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "psql -f stops at the denied GRANT: {}",
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("INSERT 0 1"), "{}", stdout(&out));
-    assert!(stderr(&out).contains("ERROR:  42501: denied by policy SQL-6"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ERROR:  42501: denied by policy SQL-6"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -54,11 +76,21 @@ async fn denied_statement_inside_transaction_fails_the_transaction() {
     let p = PgPath::start("").unwrap();
     let client = p.connect("alice@prod-db", "shop").await.unwrap();
     client.batch_execute("BEGIN").await.unwrap();
-    client.batch_execute("INSERT INTO app.orders (customer_id, total) VALUES (1, 555.55)").await.unwrap();
-    let err = client.batch_execute("TRUNCATE app.orders").await.unwrap_err();
+    client
+        .batch_execute("INSERT INTO app.orders (customer_id, total) VALUES (1, 555.55)")
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute("TRUNCATE app.orders")
+        .await
+        .unwrap_err();
     let db = err.as_db_error().expect("a server error");
     assert_eq!(db.code().code(), "42501");
-    assert!(db.message().contains("denied by policy SQL-5"), "{}", db.message());
+    assert!(
+        db.message().contains("denied by policy SQL-5"),
+        "{}",
+        db.message()
+    );
     // The server's transaction is failed too: COMMIT rolls back.
     let msgs = client.simple_query("COMMIT").await.unwrap();
     let tag = msgs.iter().find_map(|m| match m {
@@ -66,8 +98,19 @@ async fn denied_statement_inside_transaction_fails_the_transaction() {
         _ => None,
     });
     assert_eq!(tag, Some(0));
-    assert_eq!(p.pg.psql("shop", "SELECT count(*) FROM app.orders WHERE total = 555.55").unwrap(), "0");
-    assert_eq!(p.pg.psql("shop", "SELECT count(*) FROM app.orders").unwrap(), "3");
+    assert_eq!(
+        p.pg.psql(
+            "shop",
+            "SELECT count(*) FROM app.orders WHERE total = 555.55"
+        )
+        .unwrap(),
+        "0"
+    );
+    assert_eq!(
+        p.pg.psql("shop", "SELECT count(*) FROM app.orders")
+            .unwrap(),
+        "3"
+    );
 }
 
 #[tokio::test]
@@ -75,7 +118,10 @@ async fn tokio_postgres_prepared_pipelined_copy_and_cancel() {
     let p = PgPath::start("").unwrap();
     let client = p.connect("alice@dev-db", "shopdev").await.unwrap();
     // Prepared statements (extended protocol), several executions.
-    let stmt = client.prepare("SELECT total::float8 FROM app.orders WHERE id = $1").await.unwrap();
+    let stmt = client
+        .prepare("SELECT total::float8 FROM app.orders WHERE id = $1")
+        .await
+        .unwrap();
     let mut sum = 0.0;
     for id in 1..=3i32 {
         let row = client.query_one(&stmt, &[&id]).await.unwrap();
@@ -88,7 +134,10 @@ async fn tokio_postgres_prepared_pipelined_copy_and_cancel() {
         client.query_one("SELECT 2::int4", &[]),
         client.query_one("SELECT 3::int4", &[]),
     );
-    assert_eq!(a.unwrap().get::<_, i32>(0) + b.unwrap().get::<_, i32>(0) + c.unwrap().get::<_, i32>(0), 6);
+    assert_eq!(
+        a.unwrap().get::<_, i32>(0) + b.unwrap().get::<_, i32>(0) + c.unwrap().get::<_, i32>(0),
+        6
+    );
     // A denied Parse in the pipeline does not disturb the others (ANY-1 applies on dev too).
     let (ok, bad) = tokio::join!(
         client.query_one("SELECT 41 + 1", &[]),
@@ -96,15 +145,27 @@ async fn tokio_postgres_prepared_pipelined_copy_and_cancel() {
     );
     assert_eq!(ok.unwrap().get::<_, i32>(0), 42);
     let bad = bad.unwrap_err();
-    assert_eq!(bad.as_db_error().map(|e| e.code().code()), Some("42501"), "{bad}");
+    assert_eq!(
+        bad.as_db_error().map(|e| e.code().code()),
+        Some("42501"),
+        "{bad}"
+    );
     // COPY in and out.
     {
         use futures::{SinkExt, StreamExt};
-        let sink = client.copy_in("COPY app.customers (name) FROM STDIN").await.unwrap();
+        let sink = client
+            .copy_in("COPY app.customers (name) FROM STDIN")
+            .await
+            .unwrap();
         futures::pin_mut!(sink);
-        sink.send(bytes::Bytes::from_static(b"Linus\nKen\n")).await.unwrap();
+        sink.send(bytes::Bytes::from_static(b"Linus\nKen\n"))
+            .await
+            .unwrap();
         assert_eq!(sink.finish().await.unwrap(), 2);
-        let stream = client.copy_out("COPY app.customers (name) TO STDOUT").await.unwrap();
+        let stream = client
+            .copy_out("COPY app.customers (name) TO STDOUT")
+            .await
+            .unwrap();
         futures::pin_mut!(stream);
         let mut all = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -116,9 +177,14 @@ async fn tokio_postgres_prepared_pipelined_copy_and_cancel() {
     let token = client.cancel_token();
     let sleeper = tokio::spawn(async move { client.batch_execute("SELECT pg_sleep(30)").await });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let tls = tests::pg::make_tls(&std::fs::read(p.bastion_cert()).unwrap()).unwrap();
+    token.cancel_query(tls).await.unwrap();
     let err = sleeper.await.unwrap().unwrap_err();
-    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("57014"), "{err}");
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().code()),
+        Some("57014"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -133,11 +199,20 @@ fn pgbench_initialises_and_runs_every_protocol_mode_on_dev() {
             .unwrap()
     };
     let init = bench(&["-i", "-s", "1", "-q"]);
-    assert!(init.status.success(), "pgbench -i: {}\n{}", stderr(&init), p.bastion.log());
+    assert!(
+        init.status.success(),
+        "pgbench -i: {}\n{}",
+        stderr(&init),
+        p.bastion.log()
+    );
     for mode in ["simple", "extended", "prepared"] {
         let run = bench(&["-M", mode, "-c", "2", "-t", "30", "-n"]);
         assert!(run.status.success(), "pgbench -M {mode}: {}", stderr(&run));
-        assert!(stdout(&run).contains("number of transactions actually processed: 60/60"), "{}", stdout(&run));
+        assert!(
+            stdout(&run).contains("number of transactions actually processed: 60/60"),
+            "{}",
+            stdout(&run)
+        );
     }
 }
 
@@ -155,9 +230,19 @@ fn wrong_password_and_unknown_user_look_the_same_and_are_recorded() {
     let wrong = run("alice@prod-db", "not-her-password");
     let unknown = run("mallory@prod-db", "whatever");
     assert_eq!(wrong.status.code(), Some(2));
-    assert!(stderr(&wrong).contains("password authentication failed for user \"alice@prod-db\""), "{}", stderr(&wrong));
-    assert!(stderr(&unknown).contains("password authentication failed for user \"mallory@prod-db\""), "{}", stderr(&unknown));
-    let rows = p.audit("SELECT identity, result FROM entries WHERE result = 'fail' ORDER BY time").unwrap();
+    assert!(
+        stderr(&wrong).contains("password authentication failed for user \"alice@prod-db\""),
+        "{}",
+        stderr(&wrong)
+    );
+    assert!(
+        stderr(&unknown).contains("password authentication failed for user \"mallory@prod-db\""),
+        "{}",
+        stderr(&unknown)
+    );
+    let rows = p
+        .audit("SELECT identity, result FROM entries WHERE result = 'fail' ORDER BY time")
+        .unwrap();
     let text = serde_json::to_string(&rows).unwrap();
     assert!(text.contains("alice") && text.contains("mallory"), "{text}");
 }
@@ -166,33 +251,59 @@ fn wrong_password_and_unknown_user_look_the_same_and_are_recorded() {
 fn plaintext_is_refused_and_dangerous_startup_parameters_too() {
     let p = PgPath::start("").unwrap();
     let plain = Command::new("psql")
-        .arg(format!("host=127.0.0.1 port={} user=alice@prod-db dbname=shop sslmode=disable", p.bastion.pg_port))
+        .arg(format!(
+            "host=127.0.0.1 port={} user=alice@prod-db dbname=shop sslmode=disable",
+            p.bastion.pg_port
+        ))
         .args(["-X", "-c", "SELECT 1"])
         .env("PGPASSWORD", "alice-pw")
         .output()
         .unwrap();
     assert_eq!(plain.status.code(), Some(2));
-    assert!(stderr(&plain).contains("the bastion requires TLS"), "{}", stderr(&plain));
+    assert!(
+        stderr(&plain).contains("the bastion requires TLS"),
+        "{}",
+        stderr(&plain)
+    );
 
     let role = Command::new("psql")
-        .arg(format!("{} options='-c role=postgres'", p.conninfo("alice@prod-db", "shop")))
+        .arg(format!(
+            "{} options='-c role=postgres'",
+            p.conninfo("alice@prod-db", "shop")
+        ))
         .args(["-X", "-c", "SELECT 1"])
         .env("PGPASSWORD", "alice-pw")
         .output()
         .unwrap();
     assert_eq!(role.status.code(), Some(2));
-    assert!(stderr(&role).contains("startup option \"role\" is not allowed"), "{}", stderr(&role));
+    assert!(
+        stderr(&role).contains("startup option \"role\" is not allowed"),
+        "{}",
+        stderr(&role)
+    );
 }
 
 #[test]
 fn one_time_code_unlocks_payroll_for_a_human() {
     let p = PgPath::start("").unwrap();
-    let first = p.psql("dana@prod-db", "shop", &["-c", "SELECT count(*) FROM payroll"]);
+    let first = p.psql(
+        "dana@prod-db",
+        "shop",
+        &["-c", "SELECT count(*) FROM payroll"],
+    );
     assert_eq!(first.status.code(), Some(1));
-    assert!(stderr(&first).contains("SET bastion.otp"), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("SET bastion.otp"),
+        "{}",
+        stderr(&first)
+    );
     let secret = tests::pg_fixture::totp_code(tests::pg_fixture::TOTP_SECRET);
-    let script = format!("SET bastion.otp = '{secret}';\nSELECT count(*) FROM payroll;\n");
-    let second = p.psql("dana@prod-db", "shop", &["-At", "-c", &script]);
+    let set = format!("SET bastion.otp = '{secret}'");
+    let second = p.psql(
+        "dana@prod-db",
+        "shop",
+        &["-At", "-c", &set, "-c", "SELECT count(*) FROM payroll"],
+    );
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(stdout(&second).contains('1'), "{}", stdout(&second));
     // The code itself is in no recorded text.
@@ -223,12 +334,20 @@ fn target_with_wrong_certificate_is_refused_with_a_clear_error() {
     let p = PgPath::start("").unwrap();
     // Point prod-db at the wrong root by rewriting the config and restarting.
     let cfg = std::fs::read_to_string(&p.bastion.config).unwrap();
-    let fixed = cfg.replacen(&p.pg.ca_path().display().to_string(), &wrong.display().to_string(), 1);
+    let fixed = cfg.replacen(
+        &p.pg.ca_path().display().to_string(),
+        &wrong.display().to_string(),
+        1,
+    );
     std::fs::write(&p.bastion.config, fixed).unwrap();
     let mut p = p;
     p.bastion.stop().unwrap();
     p.bastion.spawn().unwrap();
     let out = p.psql("alice@prod-db", "shop", &["-c", "SELECT 1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("target prod-db failed TLS verification"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("target prod-db failed TLS verification"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -20,7 +20,9 @@ fn setup_with_pin(pin: Option<&str>) -> Setup {
     let sshd = SshServer::start().expect("sshd starts");
     let keys = tempfile::tempdir().unwrap();
     let alice = generate_key(keys.path(), "alice").unwrap();
-    let pin = pin.map(str::to_string).unwrap_or_else(|| sshd.host_key().unwrap());
+    let pin = pin
+        .map(str::to_string)
+        .unwrap_or_else(|| sshd.host_key().unwrap());
     let config = format!(
         r#"[server]
 node = "t1"
@@ -65,15 +67,36 @@ roll_max_age = "1s"
     );
     let bastion = BastionProcess::start(&config).expect("bastion starts");
     let out = bastion.cli(&["keys", "client-public"]).unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    sshd.authorize(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
-    Setup { sshd, bastion, alice, _keys: keys }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sshd.authorize(String::from_utf8_lossy(&out.stdout).trim())
+        .unwrap();
+    Setup {
+        sshd,
+        bastion,
+        alice,
+        _keys: keys,
+    }
 }
 
 fn client_opts(key: &Path) -> Vec<String> {
     [
-        "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
-        "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-i",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -85,7 +108,12 @@ impl Setup {
     fn ssh(&self, target: &str, command: &str) -> Output {
         Command::new("ssh")
             .args(client_opts(&self.alice.private))
-            .args(["-p", &self.bastion.ssh_port.to_string(), &format!("alice@{target}@127.0.0.1"), command])
+            .args([
+                "-p",
+                &self.bastion.ssh_port.to_string(),
+                &format!("alice@{target}@127.0.0.1"),
+                command,
+            ])
             .output()
             .unwrap()
     }
@@ -93,8 +121,15 @@ impl Setup {
     fn audit(&self, sql: &str) -> String {
         // Rows reach Parquet at the next roll (1 s in these configs).
         std::thread::sleep(std::time::Duration::from_millis(2500));
-        let out = self.bastion.cli(&["audit", "query", "--format", "csv", sql]).unwrap();
-        assert!(out.status.success(), "audit query failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .bastion
+            .cli(&["audit", "query", "--format", "csv", sql])
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "audit query failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -107,25 +142,52 @@ fn text(b: &[u8]) -> String {
 fn ssh_exec_allowed_and_denied_with_exit_status_and_audit_rows() {
     let s = setup_with_pin(None);
     let out = s.ssh("web1", "echo hello from $(whoami); exit 3");
-    assert_eq!(out.status.code(), Some(3), "stderr: {}\nbastion log:\n{}", text(&out.stderr), s.bastion.log());
-    assert_eq!(text(&out.stdout).trim(), format!("hello from {}", s.sshd.user()));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stderr: {}\nbastion log:\n{}",
+        text(&out.stderr),
+        s.bastion.log()
+    );
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("hello from {}", s.sshd.user())
+    );
 
     let out = s.ssh("web1", "rm -rf /tmp/bastion-nothing");
-    assert_eq!(out.status.code(), Some(126), "stderr: {}", text(&out.stderr));
-    assert!(text(&out.stderr).starts_with("bastion: "), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(126),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).starts_with("bastion: "),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(text(&out.stderr).contains("SH-1"), "{}", text(&out.stderr));
 
     let rows = s.audit("SELECT kind, text, decision, exit_status FROM actions ORDER BY time");
-    assert!(rows.contains("exec,echo hello from $(whoami); exit 3,allow,3"), "{rows}");
+    assert!(
+        rows.contains("exec,echo hello from $(whoami); exit 3,allow,3"),
+        "{rows}"
+    );
     assert!(rows.contains("rm -rf /tmp/bastion-nothing,deny"), "{rows}");
 }
 
 #[test]
 fn ssh_wrong_target_host_key_is_refused_with_a_clear_message() {
-    let s = setup_with_pin(Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHN+IykXWjP2Br4kkhimPBDuh+jEy+5yaT7libx0Dqoi"));
+    let s = setup_with_pin(Some(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHN+IykXWjP2Br4kkhimPBDuh+jEy+5yaT7libx0Dqoi",
+    ));
     let out = s.ssh("web1", "echo should-not-run");
     assert_eq!(out.status.code(), Some(255));
-    assert!(text(&out.stderr).contains("host key mismatch for target web1"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("host key mismatch for target web1"),
+        "{}",
+        text(&out.stderr)
+    );
     let rows = s.audit("SELECT end_reason FROM sessions");
     assert!(rows.contains("upstream_error: host key mismatch"), "{rows}");
 }

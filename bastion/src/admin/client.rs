@@ -45,15 +45,29 @@ pub struct AdminClient {
 impl AdminClient {
     /// A client of the API at `socket`, authenticating with `token` when given.
     pub fn new(socket: &Path, token: Option<String>) -> AdminClient {
-        AdminClient { socket: socket.to_path_buf(), token }
+        AdminClient {
+            socket: socket.to_path_buf(),
+            token,
+        }
     }
 
     /// Sends one request; any status is returned as is.
-    pub async fn raw(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<HttpResponse, ClientError> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<HttpResponse, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .map_err(|source| ClientError::Connect { path: self.socket.clone(), source })?;
-        let mut req = hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, "bastion");
+            .map_err(|source| ClientError::Connect {
+                path: self.socket.clone(),
+                source,
+            })?;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "bastion");
         if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -80,7 +94,12 @@ impl AdminClient {
     }
 
     /// Sends one request; a non-2xx answer becomes [`ClientError::Api`].
-    pub async fn checked(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<HttpResponse, ClientError> {
+    pub async fn checked(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<HttpResponse, ClientError> {
         let resp = self.raw(method, path, body).await?;
         if (200..300).contains(&resp.status) {
             return Ok(resp);
@@ -89,6 +108,9 @@ impl AdminClient {
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
             .unwrap_or_else(|| String::from_utf8_lossy(&resp.body).into_owned());
-        Err(ClientError::Api { status: resp.status, message })
+        Err(ClientError::Api {
+            status: resp.status,
+            message,
+        })
     }
 }

@@ -60,7 +60,11 @@ where
     let body = response.into_body().collect().await?.to_bytes();
     drop(sender);
     driver.abort();
-    Ok(HttpResponse { status, content_type, body })
+    Ok(HttpResponse {
+        status,
+        content_type,
+        body,
+    })
 }
 
 /// An `http://` URL split into what a request needs.
@@ -78,7 +82,9 @@ impl HttpUrl {
     /// Parses `http://host[:port][/path]`; anything else (https, credentials in the URL, no host)
     /// is refused.
     pub fn parse(url: &str) -> Result<HttpUrl, HttpError> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| HttpError::Url(url.to_string()))?;
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| HttpError::Url(url.to_string()))?;
         let (host, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, "/"),
@@ -87,11 +93,21 @@ impl HttpUrl {
             return Err(HttpError::Url(url.to_string()));
         }
         let has_port = match host.rfind(':') {
-            Some(i) => !host.ends_with(']') && host.get(i + 1..).is_some_and(|p| p.parse::<u16>().is_ok()),
+            Some(i) => {
+                !host.ends_with(']') && host.get(i + 1..).is_some_and(|p| p.parse::<u16>().is_ok())
+            }
             None => false,
         };
-        let authority = if has_port { host.to_string() } else { format!("{host}:80") };
-        Ok(HttpUrl { authority, host_header: host.to_string(), path: path.to_string() })
+        let authority = if has_port {
+            host.to_string()
+        } else {
+            format!("{host}:80")
+        };
+        Ok(HttpUrl {
+            authority,
+            host_header: host.to_string(),
+            path: path.to_string(),
+        })
     }
 }
 
@@ -106,8 +122,17 @@ mod tests {
         assert_eq!(u.host_header, "127.0.0.1:9000");
         assert_eq!(u.path, "/hooks/slack?x=1");
         let u = HttpUrl::parse("http://hooks.internal").unwrap();
-        assert_eq!((u.authority.as_str(), u.path.as_str()), ("hooks.internal:80", "/"));
-        for bad in ["https://hooks.slack.com/x", "ftp://x", "http://", "http://user:pw@host/", "hooks"] {
+        assert_eq!(
+            (u.authority.as_str(), u.path.as_str()),
+            ("hooks.internal:80", "/")
+        );
+        for bad in [
+            "https://hooks.slack.com/x",
+            "ftp://x",
+            "http://",
+            "http://user:pw@host/",
+            "hooks",
+        ] {
             assert!(HttpUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -2,14 +2,16 @@
 //! endpoints), `tokens` (per-user API tokens, hashed at rest), `client` (what the CLI uses), and
 //! the plumbing they share: `http_client` (HTTP/1.1 over any stream) and `private_file` (0600
 //! files written atomically).
+pub mod client;
 pub mod http_client;
 pub mod private_file;
-pub mod client;
 pub mod server;
 pub mod tokens;
 
 pub use client::{AdminClient, ClientError};
-pub use server::{router, serve_admin, AdminError, AdminListener, AdminState, ReloadFn, SessionView};
+pub use server::{
+    router, serve_admin, AdminError, AdminListener, AdminState, ReloadFn, SessionView,
+};
 pub use tokens::{Caller, Scope, TokenInfo, TokenStore};
 
 #[cfg(test)]

@@ -73,7 +73,9 @@ pub enum AdminError {
     #[error("admin socket {0} is in use by another running bastion")]
     InUse(PathBuf),
     /// Something that is not a socket sits at the path.
-    #[error("admin socket path {0} exists and is not a socket; remove it or set server.admin_socket")]
+    #[error(
+        "admin socket path {0} exists and is not a socket; remove it or set server.admin_socket"
+    )]
     NotASocket(PathBuf),
     /// An OS error.
     #[error("admin socket {path}: {source}")]
@@ -94,13 +96,20 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError {
+            status,
+            message: message.into(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
     }
 }
 
@@ -125,7 +134,10 @@ struct Authed(Caller);
 impl FromRequestParts<AdminState> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -149,7 +161,10 @@ struct Admin(Caller);
 impl FromRequestParts<AdminState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
         let Authed(caller) = Authed::from_request_parts(parts, state).await?;
         if caller.scope != Scope::Admin {
             return Err(forbidden());
@@ -183,14 +198,22 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(state): State<AdminState>) -> Response {
     if state.broker.is_shut_down() {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "shutting down" }))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "shutting down" })),
+        )
+            .into_response()
     } else {
         Json(serde_json::json!({ "status": "ready" })).into_response()
     }
 }
 
 async fn metrics(_: Admin, State(state): State<AdminState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -212,7 +235,11 @@ async fn show_approval(
     State(state): State<AdminState>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<crate::broker::ApprovalView>, ApiError> {
-    state.broker.get(&id).map(Json).ok_or_else(|| BrokerError::NotFound(id).into())
+    state
+        .broker
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| BrokerError::NotFound(id).into())
 }
 
 /// `POST /v1/approvals/{id}/approve` body (optional).
@@ -235,7 +262,8 @@ fn parse_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad json body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad json body: {e}")))
 }
 
 async fn approve(
@@ -251,7 +279,9 @@ async fn approve(
             hex::decode(hex_digest.trim())
                 .ok()
                 .and_then(|d| <[u8; 32]>::try_from(d).ok())
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "digest must be 64 hex characters"))?,
+                .ok_or_else(|| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "digest must be 64 hex characters")
+                })?,
         ),
     };
     let result = state.broker.approve(&id, &caller.user, digest);
@@ -266,7 +296,9 @@ async fn deny(
     body: Bytes,
 ) -> Result<Json<crate::broker::ApprovalView>, ApiError> {
     let body: DenyBody = parse_body(&body)?;
-    let result = state.broker.deny(&id, &caller.user, body.reason.as_deref().unwrap_or(""));
+    let result = state
+        .broker
+        .deny(&id, &caller.user, body.reason.as_deref().unwrap_or(""));
     tracing::info!(request = %id, by = %caller.user, token = %caller.token_id, ok = result.is_ok(), "deny");
     Ok(Json(result?))
 }
@@ -301,21 +333,33 @@ async fn kill_session(
         tracing::info!(session = %id, by = %caller.user, "session killed");
         Ok(Json(serde_json::json!({ "killed": id })))
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, format!("no live session {id}")))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no live session {id}"),
+        ))
     }
 }
 
-async fn list_lockouts(_: Admin, State(state): State<AdminState>) -> Json<Vec<crate::entry::lockout::LockoutStatus>> {
+async fn list_lockouts(
+    _: Admin,
+    State(state): State<AdminState>,
+) -> Json<Vec<crate::entry::lockout::LockoutStatus>> {
     Json(state.lockouts.list())
 }
 
-async fn clear_lockouts(Admin(caller): Admin, State(state): State<AdminState>) -> Json<serde_json::Value> {
+async fn clear_lockouts(
+    Admin(caller): Admin,
+    State(state): State<AdminState>,
+) -> Json<serde_json::Value> {
     let cleared = state.lockouts.clear();
     tracing::info!(by = %caller.user, cleared, "lockouts cleared");
     Json(serde_json::json!({ "cleared": cleared }))
 }
 
-async fn reload_policies(Admin(caller): Admin, State(state): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn reload_policies(
+    Admin(caller): Admin,
+    State(state): State<AdminState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let reload = state.reload.clone();
     let result = tokio::task::spawn_blocking(move || reload())
         .await
@@ -339,7 +383,10 @@ impl AdminListener {
     /// another process still answers there. Call inside a tokio runtime.
     pub fn bind(socket: &Path) -> Result<AdminListener, AdminError> {
         use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-        let io = |source| AdminError::Io { path: socket.to_path_buf(), source };
+        let io = |source| AdminError::Io {
+            path: socket.to_path_buf(),
+            source,
+        };
         if let Ok(meta) = std::fs::symlink_metadata(socket) {
             if !meta.file_type().is_socket() {
                 return Err(AdminError::NotASocket(socket.to_path_buf()));
@@ -354,21 +401,35 @@ impl AdminListener {
         }
         let listener = UnixListener::bind(socket).map_err(io)?;
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-        Ok(AdminListener { listener, path: socket.to_path_buf() })
+        Ok(AdminListener {
+            listener,
+            path: socket.to_path_buf(),
+        })
     }
 
     /// Serves until `shutdown` fires, then removes the socket file.
-    pub async fn run(self, state: AdminState, shutdown: CancellationToken) -> Result<(), AdminError> {
+    pub async fn run(
+        self,
+        state: AdminState,
+        shutdown: CancellationToken,
+    ) -> Result<(), AdminError> {
         tracing::info!(socket = %self.path.display(), "admin api ready");
         let served = axum::serve(self.listener, router(state))
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await;
         let _ = std::fs::remove_file(&self.path);
-        served.map_err(|source| AdminError::Io { path: self.path.clone(), source })
+        served.map_err(|source| AdminError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
 /// Binds `socket` and serves the admin API until `shutdown` fires.
-pub async fn serve_admin(socket: &Path, state: AdminState, shutdown: CancellationToken) -> Result<(), AdminError> {
+pub async fn serve_admin(
+    socket: &Path,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> Result<(), AdminError> {
     AdminListener::bind(socket)?.run(state, shutdown).await
 }

@@ -28,8 +28,16 @@ fn directory() -> Directory {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     Directory::new([
         ("alice".to_string(), UserKind::Human, s(&["engineers"])),
-        ("dana".to_string(), UserKind::Human, s(&["dba", "engineers"])),
-        ("agent-7".to_string(), UserKind::Agent, s(&["agents", "dba"])),
+        (
+            "dana".to_string(),
+            UserKind::Human,
+            s(&["dba", "engineers"]),
+        ),
+        (
+            "agent-7".to_string(),
+            UserKind::Agent,
+            s(&["agents", "dba"]),
+        ),
         ("root".to_string(), UserKind::Human, s(&["admins"])),
     ])
 }
@@ -63,7 +71,18 @@ async fn start(timeout: Duration) -> Fixture {
     let shutdown = CancellationToken::new();
     let listener = AdminListener::bind(&socket).unwrap();
     let server = tokio::spawn(listener.run(state, shutdown.clone()));
-    Fixture { _dir: dir, socket, broker, sessions, lockouts, metrics, reloads, tokens, shutdown, server }
+    Fixture {
+        _dir: dir,
+        socket,
+        broker,
+        sessions,
+        lockouts,
+        metrics,
+        reloads,
+        tokens,
+        shutdown,
+        server,
+    }
 }
 
 impl Fixture {
@@ -76,7 +95,11 @@ impl Fixture {
         AdminClient::new(&self.socket, None)
     }
 
-    fn submit(&self, requester: &str, text: &str) -> (String, tokio::task::JoinHandle<StepUpOutcome>) {
+    fn submit(
+        &self,
+        requester: &str,
+        text: &str,
+    ) -> (String, tokio::task::JoinHandle<StepUpOutcome>) {
         let (id, wait) = self.broker.submit(StepUpRequest {
             session_id: "s1".into(),
             seq: 3,
@@ -96,9 +119,17 @@ impl Fixture {
     }
 }
 
-async fn status_and_json(c: &AdminClient, method: Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+async fn status_and_json(
+    c: &AdminClient,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
     let r = c.raw(method, path, body).await.unwrap();
-    (r.status, serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null))
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -131,9 +162,17 @@ async fn missing_or_bad_tokens_get_401_without_detail() {
         AdminClient::new(&f.socket, Some(forged)),
         revoked,
     ] {
-        for (m, path) in [(Method::GET, "/v1/approvals"), (Method::GET, "/v1/sessions"), (Method::POST, "/v1/lockouts/clear")] {
+        for (m, path) in [
+            (Method::GET, "/v1/approvals"),
+            (Method::GET, "/v1/sessions"),
+            (Method::POST, "/v1/lockouts/clear"),
+        ] {
             let (s, body) = status_and_json(&client, m, path, None).await;
-            assert_eq!((s, body), (401, serde_json::json!({"error": "unauthorized"})), "{path}");
+            assert_eq!(
+                (s, body),
+                (401, serde_json::json!({"error": "unauthorized"})),
+                "{path}"
+            );
         }
     }
     // A basic-auth header carrying a valid token is still not a bearer token.
@@ -159,7 +198,11 @@ async fn approve_scope_reaches_only_approvals() {
         (Method::GET, "/v1/metrics"),
     ] {
         let (s, body) = status_and_json(&approver, m, path, None).await;
-        assert_eq!((s, body), (403, serde_json::json!({"error": "forbidden"})), "{path}");
+        assert_eq!(
+            (s, body),
+            (403, serde_json::json!({"error": "forbidden"})),
+            "{path}"
+        );
     }
     assert_eq!(f.reloads.load(Ordering::SeqCst), 0);
     let (s, _) = status_and_json(&approver, Method::GET, "/v1/approvals", None).await;
@@ -177,18 +220,36 @@ async fn approve_flow_over_the_socket() {
     assert_eq!(list[0]["text"], "DELETE FROM orders");
     assert_eq!(list[0]["policy_ids"], serde_json::json!(["SQL-3"]));
     let digest = list[0]["digest"].as_str().unwrap().to_string();
-    let (s, shown) = status_and_json(&dana, Method::GET, &format!("/v1/approvals/{id}"), None).await;
-    assert_eq!((s, shown["facts"]["has_where"].clone()), (200, serde_json::json!(false)));
+    let (s, shown) =
+        status_and_json(&dana, Method::GET, &format!("/v1/approvals/{id}"), None).await;
+    assert_eq!(
+        (s, shown["facts"]["has_where"].clone()),
+        (200, serde_json::json!(false))
+    );
 
     let path = format!("/v1/approvals/{id}/approve");
-    let (s, body) = status_and_json(&dana, Method::POST, &path, Some(serde_json::json!({"digest": digest}))).await;
-    assert_eq!((s, body["status"].clone(), body["approver"].clone()), (200, "approved".into(), "dana".into()));
-    assert!(matches!(waiter.await.unwrap(), StepUpOutcome::Approved { approver, .. } if approver == "dana"));
+    let (s, body) = status_and_json(
+        &dana,
+        Method::POST,
+        &path,
+        Some(serde_json::json!({"digest": digest})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["status"].clone(), body["approver"].clone()),
+        (200, "approved".into(), "dana".into())
+    );
+    assert!(
+        matches!(waiter.await.unwrap(), StepUpOutcome::Approved { approver, .. } if approver == "dana")
+    );
 
     // Single use.
     let (s, body) = status_and_json(&dana, Method::POST, &path, None).await;
     assert_eq!(s, 409);
-    assert_eq!(body["error"], format!("approval request {id} is already approved"));
+    assert_eq!(
+        body["error"],
+        format!("approval request {id} is already approved")
+    );
 }
 
 #[tokio::test]
@@ -206,7 +267,10 @@ async fn deny_flow_carries_the_reason_to_the_session() {
     assert_eq!((s, body["status"].clone()), (200, "denied".into()));
     assert_eq!(
         waiter.await.unwrap(),
-        StepUpOutcome::Denied { by: "dana".into(), reason: "use a WHERE clause".into() }
+        StepUpOutcome::Denied {
+            by: "dana".into(),
+            reason: "use a WHERE clause".into()
+        }
     );
 }
 
@@ -216,10 +280,26 @@ async fn requester_agent_and_non_member_cannot_approve_over_the_api() {
     let (id, waiter) = f.submit("dana", "DELETE FROM orders");
     let path = format!("/v1/approvals/{id}/approve");
     for (user, scope, why) in [
-        ("dana", Scope::Approve, "dana made this request and cannot approve it"),
-        ("agent-7", Scope::Admin, "agent-7 is not a human (agent identity) and cannot approve"),
-        ("alice", Scope::Approve, "alice is not in an approver group (dba)"),
-        ("root", Scope::Admin, "root is not in an approver group (dba)"),
+        (
+            "dana",
+            Scope::Approve,
+            "dana made this request and cannot approve it",
+        ),
+        (
+            "agent-7",
+            Scope::Admin,
+            "agent-7 is not a human (agent identity) and cannot approve",
+        ),
+        (
+            "alice",
+            Scope::Approve,
+            "alice is not in an approver group (dba)",
+        ),
+        (
+            "root",
+            Scope::Admin,
+            "root is not in an approver group (dba)",
+        ),
     ] {
         let (s, body) = status_and_json(&f.token(user, scope), Method::POST, &path, None).await;
         assert_eq!((s, body["error"].as_str().unwrap()), (403, why), "{user}");
@@ -235,12 +315,33 @@ async fn wrong_digest_unknown_id_and_bad_body() {
     let dana = f.token("dana", Scope::Approve);
     let path = format!("/v1/approvals/{id}/approve");
     let other = hex::encode(action_digest("s1", 3, b"DELETE FROM customers"));
-    let (s, _) = status_and_json(&dana, Method::POST, &path, Some(serde_json::json!({"digest": other}))).await;
+    let (s, _) = status_and_json(
+        &dana,
+        Method::POST,
+        &path,
+        Some(serde_json::json!({"digest": other})),
+    )
+    .await;
     assert_eq!(s, 409);
-    let (s, _) = status_and_json(&dana, Method::POST, &path, Some(serde_json::json!({"digest": "zz"}))).await;
+    let (s, _) = status_and_json(
+        &dana,
+        Method::POST,
+        &path,
+        Some(serde_json::json!({"digest": "zz"})),
+    )
+    .await;
     assert_eq!(s, 400);
-    let (s, body) = status_and_json(&dana, Method::POST, "/v1/approvals/0000000000/approve", None).await;
-    assert_eq!((s, body["error"].as_str().unwrap()), (404, "no approval request 0000000000"));
+    let (s, body) = status_and_json(
+        &dana,
+        Method::POST,
+        "/v1/approvals/0000000000/approve",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str().unwrap()),
+        (404, "no approval request 0000000000")
+    );
     let (s, _) = status_and_json(&dana, Method::GET, "/v1/approvals/0000000000", None).await;
     assert_eq!(s, 404);
     assert_eq!(f.broker.get(&id).unwrap().status, "pending");
@@ -251,9 +352,20 @@ async fn timed_out_request_answers_409() {
     let f = start(Duration::from_millis(200)).await;
     let (id, waiter) = f.submit("alice", "DELETE FROM orders");
     assert_eq!(waiter.await.unwrap(), StepUpOutcome::TimedOut);
-    let (s, body) =
-        status_and_json(&f.token("dana", Scope::Approve), Method::POST, &format!("/v1/approvals/{id}/approve"), None).await;
-    assert_eq!((s, body["error"].as_str().unwrap()), (409, format!("approval request {id} is already timed_out").as_str()));
+    let (s, body) = status_and_json(
+        &f.token("dana", Scope::Approve),
+        Method::POST,
+        &format!("/v1/approvals/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str().unwrap()),
+        (
+            409,
+            format!("approval request {id} is already timed_out").as_str()
+        )
+    );
 }
 
 #[tokio::test]
@@ -263,7 +375,15 @@ async fn sessions_lockouts_reload_and_metrics() {
     let parent = CancellationToken::new();
     let handle = f
         .sessions
-        .register("sess1".into(), "alice", "prod-db", "postgres", "127.0.0.1:5555".parse().unwrap(), 4, &parent)
+        .register(
+            "sess1".into(),
+            "alice",
+            "prod-db",
+            "postgres",
+            "127.0.0.1:5555".parse().unwrap(),
+            4,
+            &parent,
+        )
         .unwrap();
     handle.info.count(10, 20);
     handle.info.set_last_action("SELECT 1");
@@ -275,7 +395,10 @@ async fn sessions_lockouts_reload_and_metrics() {
     let (s, _) = status_and_json(&admin, Method::POST, "/v1/sessions/sess1/kill", None).await;
     assert_eq!(s, 200);
     assert!(handle.info.kill.is_cancelled());
-    assert_eq!(handle.info.kill_reason.lock().unwrap().as_deref(), Some("killed by root through the admin api"));
+    assert_eq!(
+        handle.info.kill_reason.lock().unwrap().as_deref(),
+        Some("killed by root through the admin api")
+    );
     let (s, _) = status_and_json(&admin, Method::POST, "/v1/sessions/nope/kill", None).await;
     assert_eq!(s, 404);
 
@@ -286,9 +409,15 @@ async fn sessions_lockouts_reload_and_metrics() {
     assert_eq!(cleared, serde_json::json!({"cleared": 2}));
 
     let (s, body) = status_and_json(&admin, Method::POST, "/v1/policies/reload", None).await;
-    assert_eq!((s, body["message"].as_str().unwrap()), (200, "loaded 3 policy files"));
+    assert_eq!(
+        (s, body["message"].as_str().unwrap()),
+        (200, "loaded 3 policy files")
+    );
     let (s, body) = status_and_json(&admin, Method::POST, "/v1/policies/reload", None).await;
-    assert_eq!((s, body["error"].as_str().unwrap()), (422, "policies/prod.cedar:3:1: unexpected token"));
+    assert_eq!(
+        (s, body["error"].as_str().unwrap()),
+        (422, "policies/prod.cedar:3:1: unexpected token")
+    );
 
     let scrape = |c: AdminClient| async move {
         let r = c.raw(Method::GET, "/v1/metrics", None).await.unwrap();
@@ -296,7 +425,9 @@ async fn sessions_lockouts_reload_and_metrics() {
         assert!(r.content_type.unwrap().starts_with("text/plain"));
         crate::metrics::parse_text(std::str::from_utf8(&r.body).unwrap()).unwrap()
     };
-    let value = |series: &[(String, f64)], name: &str| series.iter().find(|(s, _)| s == name).map(|(_, v)| *v);
+    let value = |series: &[(String, f64)], name: &str| {
+        series.iter().find(|(s, _)| s == name).map(|(_, v)| *v)
+    };
     let before = scrape(admin.clone()).await;
     assert_eq!(value(&before, "bastion_step_up_pending"), Some(0.0));
     let (_id, _waiter) = f.submit("alice", "DELETE FROM orders");
@@ -309,7 +440,10 @@ async fn sessions_lockouts_reload_and_metrics() {
 #[tokio::test]
 async fn stale_socket_is_replaced_live_one_is_refused_and_shutdown_removes_it() {
     let f = start(Duration::from_secs(60)).await;
-    assert!(matches!(AdminListener::bind(&f.socket), Err(AdminError::InUse(_))));
+    assert!(matches!(
+        AdminListener::bind(&f.socket),
+        Err(AdminError::InUse(_))
+    ));
     f.shutdown.cancel();
     f.server.await.unwrap().unwrap();
     assert!(!f.socket.exists(), "socket removed at shutdown");
@@ -321,7 +455,10 @@ async fn stale_socket_is_replaced_live_one_is_refused_and_shutdown_removes_it() 
     assert!(AdminListener::bind(&stale).is_ok());
     let file = dir.path().join("not-a-socket");
     std::fs::write(&file, b"x").unwrap();
-    assert!(matches!(AdminListener::bind(&file), Err(AdminError::NotASocket(_))));
+    assert!(matches!(
+        AdminListener::bind(&file),
+        Err(AdminError::NotASocket(_))
+    ));
 }
 
 /// A one-shot HTTP server that answers 500 to the first request and 200 after, handing each
@@ -357,15 +494,27 @@ async fn webhook_receiver() -> (String, tokio::sync::mpsc::Receiver<(String, Vec
             let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
             let sig = head
                 .lines()
-                .find_map(|l| l.strip_prefix("X-Bastion-Signature: ").or_else(|| l.strip_prefix("x-bastion-signature: ")))
+                .find_map(|l| {
+                    l.strip_prefix("X-Bastion-Signature: ")
+                        .or_else(|| l.strip_prefix("x-bastion-signature: "))
+                })
                 .unwrap_or_default()
                 .to_string();
             n += 1;
-            let status = if n == 1 { "500 Internal Server Error" } else { "200 OK" };
-            s.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+            let status = if n == 1 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            s.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+            tx.send((sig, buf[head_end..head_end + length].to_vec()))
                 .await
                 .unwrap();
-            tx.send((sig, buf[head_end..head_end + length].to_vec())).await.unwrap();
         }
     });
     (url, rx)
@@ -384,7 +533,11 @@ async fn webhook_is_signed_retried_and_never_blocks_submission() {
         attempt_timeout: Duration::from_secs(5),
     };
     // One dead URL next to the live one: it must not delay or lose anything.
-    let urls = vec!["http://127.0.0.1:9/dead".to_string(), url, "https://hooks.example/x".to_string()];
+    let urls = vec![
+        "http://127.0.0.1:9/dead".to_string(),
+        url,
+        "https://hooks.example/x".to_string(),
+    ];
     let notifier = crate::broker::WebhookNotifier::start(&urls, key.clone(), retry);
     let broker = Broker::new(Duration::from_secs(60), directory()).with_webhooks(notifier);
     let started = std::time::Instant::now();
@@ -403,18 +556,39 @@ async fn webhook_is_signed_retried_and_never_blocks_submission() {
         kind: StepUpKind::Approval,
         cancel: CancellationToken::new(),
     });
-    assert!(started.elapsed() < Duration::from_millis(50), "submit does not wait for webhooks");
-    let first = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
-    let second = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "submit does not wait for webhooks"
+    );
+    let first = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.1, second.1, "the retry sends the same body");
     let (sig, body) = second;
-    assert!(verify_signature(&key, &body, &sig), "signature {sig:?} verifies");
+    assert!(
+        verify_signature(&key, &body, &sig),
+        "signature {sig:?} verifies"
+    );
     assert!(!verify_signature(b"wrong key", &body, &sig));
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let text = json["text"].as_str().unwrap();
-    assert!(text.contains("*alice* on *web1*") && text.contains("sudo systemctl restart nginx"), "{text}");
-    assert!(text.contains(&format!("bastion approvals approve {id}")), "{text}");
+    assert!(
+        text.contains("*alice* on *web1*") && text.contains("sudo systemctl restart nginx"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("bastion approvals approve {id}")),
+        "{text}"
+    );
     assert_eq!(json["request"]["id"], id.as_str());
-    assert_eq!(json["request"]["policy_ids"], serde_json::json!(["SH-4", "SH-6"]));
+    assert_eq!(
+        json["request"]["policy_ids"],
+        serde_json::json!(["SH-4", "SH-6"])
+    );
     assert_eq!(broker.get(id.as_str()).unwrap().status, "pending");
 }

@@ -93,7 +93,10 @@ pub struct TokenStore {
 impl TokenStore {
     /// The store at `<state_dir>/api_tokens.json`.
     pub fn in_state_dir(state_dir: &Path) -> TokenStore {
-        TokenStore { path: state_dir.join("api_tokens.json"), write: Mutex::new(()) }
+        TokenStore {
+            path: state_dir.join("api_tokens.json"),
+            write: Mutex::new(()),
+        }
     }
 
     /// The file's path.
@@ -102,7 +105,10 @@ impl TokenStore {
     }
 
     fn err(&self, message: impl ToString) -> TokenStoreError {
-        TokenStoreError { path: self.path.clone(), message: message.to_string() }
+        TokenStoreError {
+            path: self.path.clone(),
+            message: message.to_string(),
+        }
     }
 
     fn load(&self) -> Result<TokenFile, TokenStoreError> {
@@ -120,7 +126,12 @@ impl TokenStore {
 
     /// Issues a token for `user` with `scope`, valid for `ttl` (none: until revoked). Returns its
     /// listing and the token itself, which is shown once and never stored.
-    pub fn issue(&self, user: &str, scope: Scope, ttl: Option<Duration>) -> Result<(TokenInfo, String), TokenStoreError> {
+    pub fn issue(
+        &self,
+        user: &str,
+        scope: Scope,
+        ttl: Option<Duration>,
+    ) -> Result<(TokenInfo, String), TokenStoreError> {
         use rand::RngCore;
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut file = self.load()?;
@@ -139,7 +150,10 @@ impl TokenStore {
             expires_unix: ttl.map(|t| unix(now + t)),
             revoked: false,
         };
-        file.tokens.push(StoredToken { info: info.clone(), sha256: hex::encode(Sha256::digest(token.as_bytes())) });
+        file.tokens.push(StoredToken {
+            info: info.clone(),
+            sha256: hex::encode(Sha256::digest(token.as_bytes())),
+        });
         self.save(&file)?;
         Ok((info, token))
     }
@@ -153,7 +167,9 @@ impl TokenStore {
     pub fn revoke(&self, id: &str) -> Result<bool, TokenStoreError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut file = self.load()?;
-        let Some(t) = file.tokens.iter_mut().find(|t| t.info.id == id) else { return Ok(false) };
+        let Some(t) = file.tokens.iter_mut().find(|t| t.info.id == id) else {
+            return Ok(false);
+        };
         t.info.revoked = true;
         self.save(&file)?;
         Ok(true)
@@ -173,7 +189,10 @@ impl TokenStore {
         let digest = hex::encode(Sha256::digest(presented.as_bytes()));
         let t = file.tokens.iter().find(|t| t.info.id == id)?;
         let matches: bool = t.sha256.as_bytes().ct_eq(digest.as_bytes()).into();
-        let expired = t.info.expires_unix.is_some_and(|e| unix(SystemTime::now()) >= e);
+        let expired = t
+            .info
+            .expires_unix
+            .is_some_and(|e| unix(SystemTime::now()) >= e);
         (matches && !t.info.revoked && !expired).then(|| Caller {
             user: t.info.user.clone(),
             scope: t.info.scope,
@@ -183,7 +202,9 @@ impl TokenStore {
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -196,7 +217,10 @@ mod tests {
         let store = TokenStore::in_state_dir(dir.path());
         let (info, token) = store.issue("dana", Scope::Approve, None).unwrap();
         let caller = store.authenticate(&token).unwrap();
-        assert_eq!((caller.user.as_str(), caller.scope), ("dana", Scope::Approve));
+        assert_eq!(
+            (caller.user.as_str(), caller.scope),
+            ("dana", Scope::Approve)
+        );
         // Only the hash is at rest.
         let text = std::fs::read_to_string(store.path()).unwrap();
         assert!(!text.contains(&token) && !text.contains(token.rsplit('_').next().unwrap()));
@@ -232,7 +256,9 @@ mod tests {
     fn expired_tokens_are_refused_and_corrupt_store_fails_closed() {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::in_state_dir(dir.path());
-        let (_, token) = store.issue("dana", Scope::Admin, Some(Duration::ZERO)).unwrap();
+        let (_, token) = store
+            .issue("dana", Scope::Admin, Some(Duration::ZERO))
+            .unwrap();
         assert_eq!(store.authenticate(&token), None);
         let (_, good) = store.issue("dana", Scope::Admin, None).unwrap();
         std::fs::write(store.path(), b"{not json").unwrap();

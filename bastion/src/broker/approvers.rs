@@ -28,14 +28,27 @@ impl Directory {
     {
         let members = users
             .into_iter()
-            .map(|(name, kind, groups)| (name, Member { kind, groups: groups.into_iter().collect() }))
+            .map(|(name, kind, groups)| {
+                (
+                    name,
+                    Member {
+                        kind,
+                        groups: groups.into_iter().collect(),
+                    },
+                )
+            })
             .collect();
         Directory { members }
     }
 
     /// The users of a validated config.
     pub fn from_config(config: &Config) -> Directory {
-        Directory::new(config.users.values().map(|u| (u.name.clone(), u.kind, u.groups.clone())))
+        Directory::new(
+            config
+                .users
+                .values()
+                .map(|u| (u.name.clone(), u.kind, u.groups.clone())),
+        )
     }
 
     /// Looks up one identity.
@@ -45,25 +58,43 @@ impl Directory {
 
     /// `Ok` when `approver` may approve a request by `requester` that names `approver_groups`;
     /// otherwise the reason, phrased for the approver.
-    pub fn may_approve(&self, approver: &str, requester: &str, approver_groups: &[String]) -> Result<(), String> {
+    pub fn may_approve(
+        &self,
+        approver: &str,
+        requester: &str,
+        approver_groups: &[String],
+    ) -> Result<(), String> {
         if approver == requester {
-            return Err(format!("{approver} made this request and cannot approve it"));
+            return Err(format!(
+                "{approver} made this request and cannot approve it"
+            ));
         }
         let Some(member) = self.get(approver) else {
             return Err(format!("{approver} is not a configured identity"));
         };
         if member.kind != UserKind::Human {
-            return Err(format!("{approver} is not a human ({} identity) and cannot approve", member.kind.as_str()));
+            return Err(format!(
+                "{approver} is not a human ({} identity) and cannot approve",
+                member.kind.as_str()
+            ));
         }
         if approver_groups.is_empty() || member.groups.iter().any(|g| approver_groups.contains(g)) {
             Ok(())
         } else {
-            Err(format!("{approver} is not in an approver group ({})", approver_groups.join(", ")))
+            Err(format!(
+                "{approver} is not in an approver group ({})",
+                approver_groups.join(", ")
+            ))
         }
     }
 
     /// `Ok` when `by` may deny: anyone who could approve, and the requester (withdrawing).
-    pub fn may_deny(&self, by: &str, requester: &str, approver_groups: &[String]) -> Result<(), String> {
+    pub fn may_deny(
+        &self,
+        by: &str,
+        requester: &str,
+        approver_groups: &[String],
+    ) -> Result<(), String> {
         if by == requester {
             return Ok(());
         }
@@ -79,9 +110,21 @@ mod tests {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         Directory::new([
             ("alice".to_string(), UserKind::Human, s(&["engineers"])),
-            ("dana".to_string(), UserKind::Human, s(&["dba", "engineers"])),
-            ("deploy-bot".to_string(), UserKind::Service, s(&["deployers"])),
-            ("agent-7".to_string(), UserKind::Agent, s(&["agents", "dba"])),
+            (
+                "dana".to_string(),
+                UserKind::Human,
+                s(&["dba", "engineers"]),
+            ),
+            (
+                "deploy-bot".to_string(),
+                UserKind::Service,
+                s(&["deployers"]),
+            ),
+            (
+                "agent-7".to_string(),
+                UserKind::Agent,
+                s(&["agents", "dba"]),
+            ),
         ])
     }
 
@@ -90,10 +133,19 @@ mod tests {
         let d = starter();
         let dba = vec!["dba".to_string()];
         assert_eq!(d.may_approve("dana", "alice", &dba), Ok(()));
-        assert_eq!(d.may_approve("dana", "dana", &dba).unwrap_err(), "dana made this request and cannot approve it");
-        assert_eq!(d.may_approve("alice", "dana", &dba).unwrap_err(), "alice is not in an approver group (dba)");
+        assert_eq!(
+            d.may_approve("dana", "dana", &dba).unwrap_err(),
+            "dana made this request and cannot approve it"
+        );
+        assert_eq!(
+            d.may_approve("alice", "dana", &dba).unwrap_err(),
+            "alice is not in an approver group (dba)"
+        );
         // An agent in the right group is still not a human.
-        assert_eq!(d.may_approve("agent-7", "alice", &dba).unwrap_err(), "agent-7 is not a human (agent identity) and cannot approve");
+        assert_eq!(
+            d.may_approve("agent-7", "alice", &dba).unwrap_err(),
+            "agent-7 is not a human (agent identity) and cannot approve"
+        );
         assert!(d.may_approve("deploy-bot", "alice", &[]).is_err());
         assert!(d.may_approve("mallory", "alice", &[]).is_err());
         assert_eq!(d.may_approve("alice", "dana", &[]), Ok(()));
@@ -103,6 +155,8 @@ mod tests {
     fn requester_may_withdraw_but_not_approve() {
         let d = starter();
         assert_eq!(d.may_deny("alice", "alice", &["dba".to_string()]), Ok(()));
-        assert!(d.may_deny("agent-7", "alice", &["dba".to_string()]).is_err());
+        assert!(d
+            .may_deny("agent-7", "alice", &["dba".to_string()])
+            .is_err());
     }
 }

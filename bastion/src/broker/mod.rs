@@ -13,7 +13,9 @@ mod request;
 pub mod webhook;
 
 pub use approvers::{Directory, Member};
-pub use request::{action_digest, rfc3339, ApprovalView, RequestId, StepUpKind, StepUpOutcome, StepUpRequest};
+pub use request::{
+    action_digest, rfc3339, ApprovalView, RequestId, StepUpKind, StepUpOutcome, StepUpRequest,
+};
 pub use webhook::{RetryPolicy, WebhookNotifier};
 
 use crate::metrics::{Metrics, StepUpLabel};
@@ -69,7 +71,9 @@ impl BrokerError {
         match self {
             BrokerError::NotFound(_) => 404,
             BrokerError::NotAllowed(_) => 403,
-            BrokerError::AlreadyResolved { .. } | BrokerError::DigestMismatch(_) | BrokerError::WrongKind { .. } => 409,
+            BrokerError::AlreadyResolved { .. }
+            | BrokerError::DigestMismatch(_)
+            | BrokerError::WrongKind { .. } => 409,
         }
     }
 }
@@ -103,7 +107,9 @@ impl Entry {
             None => ("pending", None, None, None),
             Some((outcome, at)) => {
                 let (by, reason) = match outcome {
-                    StepUpOutcome::Denied { by, reason } => (Some(by.clone()), Some(reason.clone())),
+                    StepUpOutcome::Denied { by, reason } => {
+                        (Some(by.clone()), Some(reason.clone()))
+                    }
                     _ => (None, None),
                 };
                 (outcome.status(), by, reason, Some(rfc3339(*at)))
@@ -178,7 +184,10 @@ impl Inner {
         match entries.get_mut(id) {
             Some(entry) => self.resolve_entry(entry, outcome),
             // Forgotten (pruned) requests fail closed.
-            None => StepUpOutcome::Denied { by: BASTION.into(), reason: "the request was lost".into() },
+            None => StepUpOutcome::Denied {
+                by: BASTION.into(),
+                reason: "the request was lost".into(),
+            },
         }
     }
 
@@ -190,12 +199,17 @@ impl Inner {
         id: &str,
     ) -> Result<&'a mut Entry, BrokerError> {
         let key = RequestId(id.to_string());
-        let entry = entries.get_mut(&key).ok_or_else(|| BrokerError::NotFound(id.to_string()))?;
+        let entry = entries
+            .get_mut(&key)
+            .ok_or_else(|| BrokerError::NotFound(id.to_string()))?;
         if entry.resolved.is_none() && Instant::now() >= entry.deadline {
             self.resolve_entry(entry, StepUpOutcome::TimedOut);
         }
         if let Some((outcome, _)) = &entry.resolved {
-            return Err(BrokerError::AlreadyResolved { id: id.to_string(), status: outcome.status().to_string() });
+            return Err(BrokerError::AlreadyResolved {
+                id: id.to_string(),
+                status: outcome.status().to_string(),
+            });
         }
         Ok(entry)
     }
@@ -243,7 +257,9 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("timeout", &self.inner.timeout).finish_non_exhaustive()
+        f.debug_struct("Broker")
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -277,7 +293,11 @@ impl Broker {
 
     /// Replaces the identity directory (config reload); pending requests are judged by the new one.
     pub fn set_directory(&self, users: Directory) {
-        *self.inner.directory.write().unwrap_or_else(|e| e.into_inner()) = users;
+        *self
+            .inner
+            .directory
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = users;
     }
 
     /// The configured timeout.
@@ -288,7 +308,13 @@ impl Broker {
     /// Holds `req`: returns its id at once and a future that resolves when it is approved, denied,
     /// times out, its session's `cancel` fires, or the broker shuts down. Dropping the future
     /// cancels the request.
-    pub fn submit(&self, req: StepUpRequest) -> (RequestId, impl Future<Output = StepUpOutcome> + Send + 'static) {
+    pub fn submit(
+        &self,
+        req: StepUpRequest,
+    ) -> (
+        RequestId,
+        impl Future<Output = StepUpOutcome> + Send + 'static,
+    ) {
         let wake = Arc::new(Notify::new());
         let cancel = req.cancel.clone();
         let now = Instant::now();
@@ -326,7 +352,11 @@ impl Broker {
         let shutdown = self.inner.shutdown.clone();
         let key = id.clone();
         let wait = async move {
-            let mut guard = CancelOnDrop { inner: inner.clone(), id: key.clone(), armed: true };
+            let mut guard = CancelOnDrop {
+                inner: inner.clone(),
+                id: key.clone(),
+                armed: true,
+            };
             let outcome = tokio::select! {
                 // Woken only after someone resolved it: `resolve` then returns that outcome.
                 _ = wake.notified() => inner.resolve(&key, StepUpOutcome::Cancelled),
@@ -348,7 +378,12 @@ impl Broker {
         approver: &str,
         expected_digest: Option<[u8; 32]>,
     ) -> Result<ApprovalView, BrokerError> {
-        let directory = self.inner.directory.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let directory = self
+            .inner
+            .directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut entries = self.inner.lock();
         let entry = self.inner.pending(&mut entries, id)?;
         let key = &RequestId(id.to_string());
@@ -365,16 +400,28 @@ impl Broker {
         if let Some((by, _)) = &entry.approval {
             return Err(BrokerError::WrongKind {
                 id: id.to_string(),
-                message: format!("already approved by {by}; it waits for the requester's one-time code"),
+                message: format!(
+                    "already approved by {by}; it waits for the requester's one-time code"
+                ),
             });
         }
         directory
-            .may_approve(approver, &entry.request.identity, &entry.request.approver_groups)
+            .may_approve(
+                approver,
+                &entry.request.identity,
+                &entry.request.approver_groups,
+            )
             .map_err(BrokerError::NotAllowed)?;
         let at = SystemTime::now();
         entry.approval = Some((approver.to_string(), at));
         if !kind.needs_mfa() || entry.mfa_done {
-            self.inner.resolve_entry(entry, StepUpOutcome::Approved { approver: approver.to_string(), at });
+            self.inner.resolve_entry(
+                entry,
+                StepUpOutcome::Approved {
+                    approver: approver.to_string(),
+                    at,
+                },
+            );
         }
         Ok(entry.view(key))
     }
@@ -387,24 +434,42 @@ impl Broker {
         let entry = self.inner.pending(&mut entries, id)?;
         let key = &RequestId(id.to_string());
         if entry.request.identity != identity {
-            return Err(BrokerError::NotAllowed(format!("only {} can prove this request's code", entry.request.identity)));
+            return Err(BrokerError::NotAllowed(format!(
+                "only {} can prove this request's code",
+                entry.request.identity
+            )));
         }
         if !entry.request.kind.needs_mfa() {
-            return Err(BrokerError::WrongKind { id: id.to_string(), message: "it needs an approval, not a code".into() });
+            return Err(BrokerError::WrongKind {
+                id: id.to_string(),
+                message: "it needs an approval, not a code".into(),
+            });
         }
         entry.mfa_done = true;
         let at = SystemTime::now();
         if !entry.request.kind.needs_approval() {
-            self.inner.resolve_entry(entry, StepUpOutcome::Approved { approver: identity.to_string(), at });
+            self.inner.resolve_entry(
+                entry,
+                StepUpOutcome::Approved {
+                    approver: identity.to_string(),
+                    at,
+                },
+            );
         } else if let Some((approver, at)) = entry.approval.clone() {
-            self.inner.resolve_entry(entry, StepUpOutcome::Approved { approver, at });
+            self.inner
+                .resolve_entry(entry, StepUpOutcome::Approved { approver, at });
         }
         Ok(entry.view(key))
     }
 
     /// `by` denies request `id` with `reason` (approvers, and the requester withdrawing).
     pub fn deny(&self, id: &str, by: &str, reason: &str) -> Result<ApprovalView, BrokerError> {
-        let directory = self.inner.directory.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let directory = self
+            .inner
+            .directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut entries = self.inner.lock();
         let entry = self.inner.pending(&mut entries, id)?;
         let key = &RequestId(id.to_string());
@@ -412,7 +477,13 @@ impl Broker {
             .may_deny(by, &entry.request.identity, &entry.request.approver_groups)
             .map_err(BrokerError::NotAllowed)?;
         let reason = clean_reason(reason);
-        self.inner.resolve_entry(entry, StepUpOutcome::Denied { by: by.to_string(), reason });
+        self.inner.resolve_entry(
+            entry,
+            StepUpOutcome::Denied {
+                by: by.to_string(),
+                reason,
+            },
+        );
         Ok(entry.view(key))
     }
 
@@ -436,7 +507,11 @@ impl Broker {
 
     /// Requests waiting now.
     pub fn pending_count(&self) -> usize {
-        self.inner.lock().values().filter(|e| e.resolved.is_none()).count()
+        self.inner
+            .lock()
+            .values()
+            .filter(|e| e.resolved.is_none())
+            .count()
     }
 
     /// Whether [`Broker::shutdown`] was called.
@@ -464,7 +539,11 @@ fn shutdown_denial() -> StepUpOutcome {
 
 /// A reason as given, without control characters, at most [`MAX_REASON`] characters.
 fn clean_reason(reason: &str) -> String {
-    let r: String = reason.chars().filter(|c| !c.is_control()).take(MAX_REASON).collect();
+    let r: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_REASON)
+        .collect();
     if r.trim().is_empty() {
         "no reason given".into()
     } else {

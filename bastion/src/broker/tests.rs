@@ -6,9 +6,17 @@ fn directory() -> Directory {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     Directory::new([
         ("alice".to_string(), UserKind::Human, s(&["engineers"])),
-        ("dana".to_string(), UserKind::Human, s(&["dba", "engineers"])),
+        (
+            "dana".to_string(),
+            UserKind::Human,
+            s(&["dba", "engineers"]),
+        ),
         ("erin".to_string(), UserKind::Human, s(&["dba"])),
-        ("agent-7".to_string(), UserKind::Agent, s(&["agents", "dba"])),
+        (
+            "agent-7".to_string(),
+            UserKind::Agent,
+            s(&["agents", "dba"]),
+        ),
     ])
 }
 
@@ -53,8 +61,14 @@ async fn approve_resolves_the_waiting_session_once() {
     // Single use: a second approval, or a late denial, is a conflict.
     let again = b.approve(id.as_str(), "erin", None).unwrap_err();
     assert_eq!(again.http_status(), 409);
-    assert_eq!(again.to_string(), format!("approval request {id} is already approved"));
-    assert_eq!(b.deny(id.as_str(), "erin", "no").unwrap_err().http_status(), 409);
+    assert_eq!(
+        again.to_string(),
+        format!("approval request {id} is already approved")
+    );
+    assert_eq!(
+        b.deny(id.as_str(), "erin", "no").unwrap_err().http_status(),
+        409
+    );
     assert!(b.list(false).is_empty());
     assert_eq!(b.list(true).len(), 1);
 }
@@ -63,10 +77,14 @@ async fn approve_resolves_the_waiting_session_once() {
 async fn deny_carries_who_and_why() {
     let b = broker();
     let (id, wait) = b.submit(request("alice", "DROP TABLE t", StepUpKind::Approval));
-    b.deny(id.as_str(), "dana", "not during business hours\u{7}").unwrap();
+    b.deny(id.as_str(), "dana", "not during business hours\u{7}")
+        .unwrap();
     assert_eq!(
         wait.await,
-        StepUpOutcome::Denied { by: "dana".into(), reason: "not during business hours".into() }
+        StepUpOutcome::Denied {
+            by: "dana".into(),
+            reason: "not during business hours".into()
+        }
     );
 }
 
@@ -76,7 +94,10 @@ async fn requester_agent_and_non_member_cannot_approve() {
     let (id, wait) = b.submit(request("dana", "DELETE FROM t", StepUpKind::Approval));
     for (who, why) in [
         ("dana", "dana made this request and cannot approve it"),
-        ("agent-7", "agent-7 is not a human (agent identity) and cannot approve"),
+        (
+            "agent-7",
+            "agent-7 is not a human (agent identity) and cannot approve",
+        ),
         ("alice", "alice is not in an approver group (dba)"),
         ("mallory", "mallory is not a configured identity"),
     ] {
@@ -103,7 +124,10 @@ async fn digest_mismatch_approves_nothing() {
 async fn unknown_id_is_not_found() {
     let b = broker();
     let e = b.approve("0123456789", "dana", None).unwrap_err();
-    assert_eq!((e.http_status(), e.to_string()), (404, "no approval request 0123456789".to_string()));
+    assert_eq!(
+        (e.http_status(), e.to_string()),
+        (404, "no approval request 0123456789".to_string())
+    );
 }
 
 #[tokio::test]
@@ -112,7 +136,10 @@ async fn timeout_resolves_and_late_approval_conflicts() {
     let (id, wait) = b.submit(request("alice", "DELETE FROM t", StepUpKind::Approval));
     assert_eq!(wait.await, StepUpOutcome::TimedOut);
     let e = b.approve(id.as_str(), "dana", None).unwrap_err();
-    assert_eq!(e.to_string(), format!("approval request {id} is already timed_out"));
+    assert_eq!(
+        e.to_string(),
+        format!("approval request {id} is already timed_out")
+    );
 }
 
 #[tokio::test]
@@ -143,7 +170,12 @@ async fn session_cancellation_and_dropped_future_cancel_the_request() {
     polled.abort();
     let _ = polled.await;
     assert_eq!(b.get(id2.as_str()).unwrap().status, "cancelled");
-    assert_eq!(b.approve(id2.as_str(), "dana", None).unwrap_err().http_status(), 409);
+    assert_eq!(
+        b.approve(id2.as_str(), "dana", None)
+            .unwrap_err()
+            .http_status(),
+        409
+    );
 }
 
 #[tokio::test]
@@ -168,8 +200,18 @@ async fn shutdown_fails_pending_requests_closed() {
 async fn mfa_only_is_resolved_by_the_requesters_code_not_by_approvers() {
     let b = broker();
     let (id, wait) = b.submit(request("alice", "SELECT * FROM payroll", StepUpKind::Mfa));
-    assert_eq!(b.approve(id.as_str(), "dana", None).unwrap_err().http_status(), 409);
-    assert_eq!(b.confirm_mfa(id.as_str(), "dana").unwrap_err().http_status(), 403);
+    assert_eq!(
+        b.approve(id.as_str(), "dana", None)
+            .unwrap_err()
+            .http_status(),
+        409
+    );
+    assert_eq!(
+        b.confirm_mfa(id.as_str(), "dana")
+            .unwrap_err()
+            .http_status(),
+        403
+    );
     b.confirm_mfa(id.as_str(), "alice").unwrap();
     assert!(matches!(wait.await, StepUpOutcome::Approved { approver, .. } if approver == "alice"));
 }
@@ -180,11 +222,16 @@ async fn both_needs_approval_and_code() {
     let (id, wait) = b.submit(request("alice", "COPY payroll TO STDOUT", StepUpKind::Both));
     let waiter = tokio::spawn(wait);
     let v = b.approve(id.as_str(), "dana", None).unwrap();
-    assert_eq!((v.status.as_str(), v.waiting_for.clone()), ("pending", vec!["mfa".to_string()]));
+    assert_eq!(
+        (v.status.as_str(), v.waiting_for.clone()),
+        ("pending", vec!["mfa".to_string()])
+    );
     assert!(!waiter.is_finished());
     let v = b.confirm_mfa(id.as_str(), "alice").unwrap();
     assert_eq!(v.status, "approved");
-    assert!(matches!(waiter.await.unwrap(), StepUpOutcome::Approved { approver, .. } if approver == "dana"));
+    assert!(
+        matches!(waiter.await.unwrap(), StepUpOutcome::Approved { approver, .. } if approver == "dana")
+    );
 }
 
 #[tokio::test]
@@ -194,7 +241,9 @@ async fn racing_approvals_resolve_exactly_once() {
     let mut tasks = Vec::new();
     for who in ["dana", "erin", "dana", "erin"] {
         let (b, id) = (b.clone(), id.clone());
-        tasks.push(tokio::spawn(async move { b.approve(id.as_str(), who, None).is_ok() }));
+        tasks.push(tokio::spawn(async move {
+            b.approve(id.as_str(), who, None).is_ok()
+        }));
     }
     let mut ok = 0;
     for t in tasks {
@@ -213,5 +262,7 @@ async fn metrics_follow_pending_and_outcomes() {
     b.deny(id.as_str(), "dana", "no").unwrap();
     wait.await;
     assert_eq!(m.step_up_pending(), 0);
-    assert!(m.render().contains("bastion_step_up_requests_total{outcome=\"denied\"} 1"));
+    assert!(m
+        .render()
+        .contains("bastion_step_up_requests_total{outcome=\"denied\"} 1"));
 }

@@ -75,7 +75,9 @@ impl WebhookNotifier {
                 let body = Bytes::from(payload(&view));
                 let signature = sign(&key, &body);
                 for url in &targets {
-                    let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        return;
+                    };
                     let (url, body, signature) = (url.clone(), body.clone(), signature.clone());
                     let id = view.id.clone();
                     tokio::spawn(async move {
@@ -101,8 +103,12 @@ impl WebhookNotifier {
 pub fn load_or_create_key(state_dir: &Path) -> std::io::Result<Vec<u8>> {
     let path = state_dir.join("webhook.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => hex::decode(text.trim())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+        Ok(text) => hex::decode(text.trim()).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use rand::RngCore;
             let mut key = vec![0u8; 32];
@@ -116,7 +122,11 @@ pub fn load_or_create_key(state_dir: &Path) -> std::io::Result<Vec<u8>> {
 
 /// The JSON body: `{"text": <Slack text>, "request": <ApprovalView>}`.
 pub fn payload(view: &ApprovalView) -> Vec<u8> {
-    let policies = if view.policy_ids.is_empty() { "-".to_string() } else { view.policy_ids.join(", ") };
+    let policies = if view.policy_ids.is_empty() {
+        "-".to_string()
+    } else {
+        view.policy_ids.join(", ")
+    };
     let text = format!(
         "Step-up ({kind}) requested: *{who}* on *{target}* ({protocol}) wants to run:\n```{action}```\n\
          policies: {policies} · request `{id}` · `bastion approvals approve {id}`",
@@ -143,9 +153,15 @@ pub fn sign(key: &[u8], body: &[u8]) -> String {
 
 /// Whether `header` is a valid signature of `body` under `key` (constant-time), for receivers.
 pub fn verify_signature(key: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(hex_sig) = header.strip_prefix("sha256=") else { return false };
-    let Ok(sig) = hex::decode(hex_sig) else { return false };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { return false };
+    let Some(hex_sig) = header.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return false;
+    };
     mac.update(body);
     mac.verify_slice(&sig).is_ok()
 }
@@ -153,14 +169,25 @@ pub fn verify_signature(key: &[u8], body: &[u8], header: &str) -> bool {
 async fn deliver(url: &HttpUrl, body: Bytes, signature: &str, retry: RetryPolicy, id: &str) {
     let mut delay = retry.first_delay;
     for attempt in 1..=retry.attempts.max(1) {
-        match tokio::time::timeout(retry.attempt_timeout, attempt_once(url, body.clone(), signature)).await {
+        match tokio::time::timeout(
+            retry.attempt_timeout,
+            attempt_once(url, body.clone(), signature),
+        )
+        .await
+        {
             Ok(Ok(status)) if (200..300).contains(&status) => {
                 tracing::debug!(request = id, url = %url.host_header, attempt, "webhook delivered");
                 return;
             }
-            Ok(Ok(status)) => tracing::warn!(request = id, url = %url.host_header, attempt, status, "webhook refused"),
-            Ok(Err(e)) => tracing::warn!(request = id, url = %url.host_header, attempt, error = %e, "webhook failed"),
-            Err(_) => tracing::warn!(request = id, url = %url.host_header, attempt, "webhook timed out"),
+            Ok(Ok(status)) => {
+                tracing::warn!(request = id, url = %url.host_header, attempt, status, "webhook refused")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(request = id, url = %url.host_header, attempt, error = %e, "webhook failed")
+            }
+            Err(_) => {
+                tracing::warn!(request = id, url = %url.host_header, attempt, "webhook timed out")
+            }
         }
         if attempt < retry.attempts {
             tokio::time::sleep(delay).await;
@@ -170,10 +197,17 @@ async fn deliver(url: &HttpUrl, body: Bytes, signature: &str, retry: RetryPolicy
     tracing::error!(request = id, url = %url.host_header, "webhook gave up after {} attempts", retry.attempts);
 }
 
-async fn attempt_once(url: &HttpUrl, body: Bytes, signature: &str) -> Result<u16, http_client::HttpError> {
+async fn attempt_once(
+    url: &HttpUrl,
+    body: Bytes,
+    signature: &str,
+) -> Result<u16, http_client::HttpError> {
     let stream = tokio::net::TcpStream::connect(&url.authority)
         .await
-        .map_err(|source| http_client::HttpError::Connect { target: url.authority.clone(), source })?;
+        .map_err(|source| http_client::HttpError::Connect {
+            target: url.authority.clone(),
+            source,
+        })?;
     let request = hyper::Request::post(&url.path)
         .header(hyper::header::HOST, &url.host_header)
         .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -206,7 +240,11 @@ mod tests {
         let k2 = load_or_create_key(dir.path()).unwrap();
         assert_eq!(k1, k2);
         assert_eq!(k1.len(), 32);
-        let mode = std::fs::metadata(dir.path().join("webhook.key")).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(dir.path().join("webhook.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
 }

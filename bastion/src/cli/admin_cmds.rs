@@ -26,7 +26,13 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
     /// Path to bastion.toml (for the socket path, the state directory and the users).
-    #[arg(long, short = 'c', default_value = "bastion.toml", env = "BASTION_CONFIG", global = true)]
+    #[arg(
+        long,
+        short = 'c',
+        default_value = "bastion.toml",
+        env = "BASTION_CONFIG",
+        global = true
+    )]
     pub config: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "table", global = true)]
@@ -187,14 +193,20 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 impl ApiArgs {
     fn client(&self) -> anyhow::Result<AdminClient> {
         let socket = match &self.socket {
             Some(s) => s.clone(),
-            None => crate::config::load(&self.common.config)?.server.admin_socket,
+            None => {
+                crate::config::load(&self.common.config)?
+                    .server
+                    .admin_socket
+            }
         };
         let token = self.token.clone().ok_or_else(|| {
             UsageError("no api token: pass --token or set BASTION_TOKEN (issue one with `bastion token issue`)".into())
@@ -224,7 +236,13 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(i, (cell, w))| if i + 1 == n { cell.clone() } else { format!("{cell:<w$}") })
+            .map(|(i, (cell, w))| {
+                if i + 1 == n {
+                    cell.clone()
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
@@ -236,7 +254,10 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() > max {
-        format!("{}…", flat.chars().take(max.saturating_sub(1)).collect::<String>())
+        format!(
+            "{}…",
+            flat.chars().take(max.saturating_sub(1)).collect::<String>()
+        )
     } else {
         flat
     }
@@ -258,7 +279,12 @@ fn approvals_table(views: &[ApprovalView]) -> String {
             ]
         })
         .collect();
-    table(&["id", "status", "kind", "identity", "target", "policies", "expires", "text"], &rows)
+    table(
+        &[
+            "id", "status", "kind", "identity", "target", "policies", "expires", "text",
+        ],
+        &rows,
+    )
 }
 
 fn approval_detail(v: &ApprovalView) -> String {
@@ -272,7 +298,11 @@ fn approval_detail(v: &ApprovalView) -> String {
         format!("policies:  {}", v.policy_ids.join(", ")),
         format!(
             "approvers: {}",
-            if v.approver_groups.is_empty() { "any human but the requester".to_string() } else { v.approver_groups.join(", ") }
+            if v.approver_groups.is_empty() {
+                "any human but the requester".to_string()
+            } else {
+                v.approver_groups.join(", ")
+            }
         ),
         format!("created:   {}", v.created_at),
         format!("expires:   {}", v.expires_at),
@@ -285,7 +315,10 @@ fn approval_detail(v: &ApprovalView) -> String {
         lines.push(format!("approver:  {a}"));
     }
     if let Some(d) = &v.denied_by {
-        lines.push(format!("denied by: {d}: {}", v.reason.as_deref().unwrap_or("")));
+        lines.push(format!(
+            "denied by: {d}: {}",
+            v.reason.as_deref().unwrap_or("")
+        ));
     }
     lines.push(format!("facts:     {}", v.facts));
     lines.push("text:".to_string());
@@ -302,7 +335,11 @@ pub fn run_approvals(cmd: &ApprovalsCmd) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match &cmd.action {
             ApprovalsAction::List { all } => {
-                let path = if *all { "/v1/approvals?all=true" } else { "/v1/approvals" };
+                let path = if *all {
+                    "/v1/approvals?all=true"
+                } else {
+                    "/v1/approvals"
+                };
                 let views: Vec<ApprovalView> = client.call(Method::GET, path, None).await?;
                 match format {
                     Format::Json => print_json(&views)?,
@@ -310,7 +347,13 @@ pub fn run_approvals(cmd: &ApprovalsCmd) -> anyhow::Result<ExitCode> {
                 }
             }
             ApprovalsAction::Show { id } => {
-                let v: ApprovalView = client.call(Method::GET, &format!("/v1/approvals/{}", path_id(id)?), None).await?;
+                let v: ApprovalView = client
+                    .call(
+                        Method::GET,
+                        &format!("/v1/approvals/{}", path_id(id)?),
+                        None,
+                    )
+                    .await?;
                 match format {
                     Format::Json => print_json(&v)?,
                     Format::Table => println!("{}", approval_detail(&v)),
@@ -323,17 +366,39 @@ pub fn run_approvals(cmd: &ApprovalsCmd) -> anyhow::Result<ExitCode> {
                 match format {
                     Format::Json => print_json(&v)?,
                     Format::Table if v.status == "approved" => {
-                        println!("approved {}: {} on {}: {}", v.id, v.identity, v.target, one_line(&v.text, 80))
+                        println!(
+                            "approved {}: {} on {}: {}",
+                            v.id,
+                            v.identity,
+                            v.target,
+                            one_line(&v.text, 80)
+                        )
                     }
-                    Format::Table => println!("approval of {} recorded; waiting for {}", v.id, v.waiting_for.join(", ")),
+                    Format::Table => println!(
+                        "approval of {} recorded; waiting for {}",
+                        v.id,
+                        v.waiting_for.join(", ")
+                    ),
                 }
             }
             ApprovalsAction::Deny { id, reason } => {
                 let path = format!("/v1/approvals/{}/deny", path_id(id)?);
-                let v: ApprovalView = client.call(Method::POST, &path, Some(serde_json::json!({ "reason": reason }))).await?;
+                let v: ApprovalView = client
+                    .call(
+                        Method::POST,
+                        &path,
+                        Some(serde_json::json!({ "reason": reason })),
+                    )
+                    .await?;
                 match format {
                     Format::Json => print_json(&v)?,
-                    Format::Table => println!("denied {}: {} on {}: {}", v.id, v.identity, v.target, one_line(&v.text, 80)),
+                    Format::Table => println!(
+                        "denied {}: {} on {}: {}",
+                        v.id,
+                        v.identity,
+                        v.target,
+                        one_line(&v.text, 80)
+                    ),
                 }
             }
             ApprovalsAction::Watch { interval } => watch(&client, format, *interval).await?,
@@ -344,7 +409,12 @@ pub fn run_approvals(cmd: &ApprovalsCmd) -> anyhow::Result<ExitCode> {
 
 /// An id safe to put in a URL path (ids are hex; anything else cannot exist).
 fn path_id(id: &str) -> anyhow::Result<&str> {
-    if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         Ok(id)
     } else {
         Err(UsageError(format!("{id:?} is not a valid id")).into())
@@ -393,7 +463,8 @@ pub fn run_sessions(cmd: &SessionsCmd) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match &cmd.action {
             SessionsAction::List => {
-                let sessions: Vec<SessionView> = client.call(Method::GET, "/v1/sessions", None).await?;
+                let sessions: Vec<SessionView> =
+                    client.call(Method::GET, "/v1/sessions", None).await?;
                 match format {
                     Format::Json => print_json(&sessions)?,
                     Format::Table => {
@@ -413,14 +484,29 @@ pub fn run_sessions(cmd: &SessionsCmd) -> anyhow::Result<ExitCode> {
                                 ]
                             })
                             .collect();
-                        let headers = ["id", "identity", "target", "protocol", "peer", "started", "in", "out", "last action"];
+                        let headers = [
+                            "id",
+                            "identity",
+                            "target",
+                            "protocol",
+                            "peer",
+                            "started",
+                            "in",
+                            "out",
+                            "last action",
+                        ];
                         print!("{}", table(&headers, &rows));
                     }
                 }
             }
             SessionsAction::Kill { id } => {
-                let v: serde_json::Value =
-                    client.call(Method::POST, &format!("/v1/sessions/{}/kill", path_id(id)?), None).await?;
+                let v: serde_json::Value = client
+                    .call(
+                        Method::POST,
+                        &format!("/v1/sessions/{}/kill", path_id(id)?),
+                        None,
+                    )
+                    .await?;
                 match format {
                     Format::Json => print_json(&v)?,
                     Format::Table => println!("killed session {id}"),
@@ -444,17 +530,28 @@ pub fn run_lockouts(cmd: &LockoutsCmd) -> anyhow::Result<ExitCode> {
                     Format::Table => {
                         let rows: Vec<Vec<String>> = list
                             .iter()
-                            .map(|l| vec![l.key.clone(), l.failures.to_string(), l.locked_for_secs.to_string()])
+                            .map(|l| {
+                                vec![
+                                    l.key.clone(),
+                                    l.failures.to_string(),
+                                    l.locked_for_secs.to_string(),
+                                ]
+                            })
                             .collect();
                         print!("{}", table(&["key", "failures", "locked for (s)"], &rows));
                     }
                 }
             }
             LockoutsAction::Clear => {
-                let v: serde_json::Value = client.call(Method::POST, "/v1/lockouts/clear", None).await?;
+                let v: serde_json::Value = client
+                    .call(Method::POST, "/v1/lockouts/clear", None)
+                    .await?;
                 match format {
                     Format::Json => print_json(&v)?,
-                    Format::Table => println!("cleared {} lockout entries", v.get("cleared").unwrap_or(&serde_json::Value::Null)),
+                    Format::Table => println!(
+                        "cleared {} lockout entries",
+                        v.get("cleared").unwrap_or(&serde_json::Value::Null)
+                    ),
                 }
             }
         }
@@ -478,13 +575,22 @@ pub fn run_token(cmd: &TokenCmd) -> anyhow::Result<ExitCode> {
         TokenAction::Issue { user, scope, ttl } => {
             if !config.users.contains_key(user) {
                 let known: Vec<&str> = config.users.keys().map(String::as_str).collect();
-                return Err(UsageError(format!("unknown user {user:?}; configured users: {}", known.join(", "))).into());
+                return Err(UsageError(format!(
+                    "unknown user {user:?}; configured users: {}",
+                    known.join(", ")
+                ))
+                .into());
             }
             let (info, token) = store.issue(user, *scope, *ttl)?;
             match cmd.common.format {
                 Format::Json => print_json(&serde_json::json!({ "token": token, "info": info }))?,
                 Format::Table => {
-                    eprintln!("token {} for {} (scope {}); shown once, store it now:", info.id, info.user, info.scope.as_str());
+                    eprintln!(
+                        "token {} for {} (scope {}); shown once, store it now:",
+                        info.id,
+                        info.user,
+                        info.scope.as_str()
+                    );
                     println!("{token}");
                 }
             }
@@ -498,7 +604,10 @@ pub fn run_token(cmd: &TokenCmd) -> anyhow::Result<ExitCode> {
         }
         TokenAction::Revoke { id } => {
             if !store.revoke(id)? {
-                return Err(UsageError(format!("no token with id {id:?} (see `bastion token list`)")).into());
+                return Err(UsageError(format!(
+                    "no token with id {id:?} (see `bastion token list`)"
+                ))
+                .into());
             }
             match cmd.common.format {
                 Format::Json => print_json(&serde_json::json!({ "revoked": id }))?,
@@ -527,7 +636,10 @@ fn tokens_table(list: &[TokenInfo]) -> String {
             ]
         })
         .collect();
-    table(&["id", "user", "scope", "created", "expires", "state"], &rows)
+    table(
+        &["id", "user", "scope", "created", "expires", "state"],
+        &rows,
+    )
 }
 
 /// Runs `bastion users ...`.
@@ -552,9 +664,14 @@ pub fn run_users(cmd: &UsersCmd) -> anyhow::Result<ExitCode> {
             let e = crate::totp::enroll(&config.server.state_dir, user, *replace)
                 .with_context(|| format!("enrolling {user}"))?;
             match cmd.common.format {
-                Format::Json => print_json(&serde_json::json!({ "user": user, "uri": e.uri, "path": e.path }))?,
+                Format::Json => {
+                    print_json(&serde_json::json!({ "user": user, "uri": e.uri, "path": e.path }))?
+                }
                 Format::Table => {
-                    eprintln!("secret written to {} (mode 0600); add this URI to an authenticator app:", e.path.display());
+                    eprintln!(
+                        "secret written to {} (mode 0600); add this URI to an authenticator app:",
+                        e.path.display()
+                    );
                     println!("{}", e.uri);
                 }
             }
@@ -569,7 +686,13 @@ mod tests {
 
     #[test]
     fn table_aligns_columns() {
-        let t = table(&["id", "text"], &[vec!["a".into(), "x y".into()], vec!["abcd".into(), "z".into()]]);
+        let t = table(
+            &["id", "text"],
+            &[
+                vec!["a".into(), "x y".into()],
+                vec!["abcd".into(), "z".into()],
+            ],
+        );
         assert_eq!(t, "ID    TEXT\na     x y\nabcd  z\n");
     }
 

@@ -126,7 +126,9 @@ fn where_clause(f: &Filters, decision: bool, extra: Option<String>) -> String {
 
 fn run_query(config: &ConfigArg, sql: &str, format: Format) -> anyhow::Result<ExitCode> {
     let cfg = crate::config::load(&config.config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let batches = runtime
         .block_on(recorder::query(&cfg.server.audit_dir, sql))
         .map_err(|e| crate::exit::UsageError(format!("audit query failed: {e}")))?;
@@ -137,13 +139,36 @@ fn run_query(config: &ConfigArg, sql: &str, format: Format) -> anyhow::Result<Ex
 /// Runs an audit subcommand.
 pub fn run(cmd: &AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AuditCommand::Query { config, format, sql } => run_query(config, sql, *format),
-        AuditCommand::Sessions { config, filters, format } => {
-            let sql = format!("SELECT * FROM sessions{} ORDER BY start_time DESC", where_clause(filters, false, None));
-            run_query(config, &sql.replace("time >=", "start_time >=").replace("time <", "start_time <"), *format)
+        AuditCommand::Query {
+            config,
+            format,
+            sql,
+        } => run_query(config, sql, *format),
+        AuditCommand::Sessions {
+            config,
+            filters,
+            format,
+        } => {
+            let sql = format!(
+                "SELECT * FROM sessions{} ORDER BY start_time DESC",
+                where_clause(filters, false, None)
+            );
+            run_query(
+                config,
+                &sql.replace("time >=", "start_time >=")
+                    .replace("time <", "start_time <"),
+                *format,
+            )
         }
-        AuditCommand::Actions { config, session, filters, format } => {
-            let extra = session.as_ref().map(|s| format!("session_id = {}", quote(s)));
+        AuditCommand::Actions {
+            config,
+            session,
+            filters,
+            format,
+        } => {
+            let extra = session
+                .as_ref()
+                .map(|s| format!("session_id = {}", quote(s)));
             let sql = format!(
                 "SELECT time, session_id, seq, identity, target, kind, text, decision, policy_ids, step_up, approver, outcome, rows, sqlstate, exit_status FROM actions{} ORDER BY session_id, seq",
                 where_clause(filters, true, extra)

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 /// Validates the config; prints a summary and the warnings.
 pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     let config = crate::config::load(&args.config)?;
-    let engine = crate::state::load_engine(&config).map_err(|e| crate::exit::UsageError(e.to_string()))?;
+    let engine =
+        crate::state::load_engine(&config).map_err(|e| crate::exit::UsageError(e.to_string()))?;
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }

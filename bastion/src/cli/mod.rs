@@ -23,7 +23,12 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {
     /// Path to bastion.toml.
-    #[arg(long, short = 'c', default_value = "bastion.toml", env = "BASTION_CONFIG")]
+    #[arg(
+        long,
+        short = 'c',
+        default_value = "bastion.toml",
+        env = "BASTION_CONFIG"
+    )]
     pub config: PathBuf,
 }
 

@@ -42,14 +42,19 @@ pub fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
         }
         PolicyCommand::Test { config, cases } => {
             let engine = engine(config)?;
-            let file = std::fs::File::open(cases)
-                .map_err(|e| crate::exit::UsageError(format!("cannot read {}: {e}", cases.display())))?;
+            let file = std::fs::File::open(cases).map_err(|e| {
+                crate::exit::UsageError(format!("cannot read {}: {e}", cases.display()))
+            })?;
             let report = policies::run_cases(&engine, std::io::BufReader::new(file));
             for f in &report.failures {
                 println!("FAIL {f}");
             }
             println!("{} passed, {} failed", report.passed, report.failures.len());
-            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

@@ -15,7 +15,9 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let server = crate::serve::Server::bind(config).await?;
         server.run(crate::serve::shutdown_signal()).await

@@ -34,6 +34,8 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("10 parsecs").is_err());
-        assert!(parse_duration("m").unwrap_err().contains("expected a number"));
+        assert!(parse_duration("m")
+            .unwrap_err()
+            .contains("expected a number"));
     }
 }

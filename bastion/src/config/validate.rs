@@ -48,7 +48,11 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn err<T>(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ConfigError> {
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
         Err(ConfigError {
             file: self.file.to_path_buf(),
             position: Some(line_col(self.source, span.start)),
@@ -68,15 +72,26 @@ impl Validator<'_> {
         self.base.join(p)
     }
 
-    fn duration(&self, value: &Option<Spanned<String>>, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         match value {
             None => Ok(default),
-            Some(v) => parse_duration(v.get_ref()).or_else(|e| self.err(v.span(), format!("{key}: {e}"))),
+            Some(v) => {
+                parse_duration(v.get_ref()).or_else(|e| self.err(v.span(), format!("{key}: {e}")))
+            }
         }
     }
 
     /// Parses a secret reference; a `file:` secret others may read is a warning.
-    fn secret_ref(&mut self, value: &Spanned<String>, what: &str) -> Result<SecretRef, ConfigError> {
+    fn secret_ref(
+        &mut self,
+        value: &Spanned<String>,
+        what: &str,
+    ) -> Result<SecretRef, ConfigError> {
         let r = SecretRef::parse(value.get_ref(), self.base)
             .or_else(|e| self.err(value.span(), format!("{what}: {e}")))?;
         if let Some(w) = r.permission_warning() {
@@ -86,18 +101,31 @@ impl Validator<'_> {
     }
 
     /// Parses a secret reference and reads the secret now, so a missing one stops the start.
-    fn loaded_secret(&mut self, value: &Spanned<String>, what: &str) -> Result<(SecretRef, Secret), ConfigError> {
+    fn loaded_secret(
+        &mut self,
+        value: &Spanned<String>,
+        what: &str,
+    ) -> Result<(SecretRef, Secret), ConfigError> {
         let r = self.secret_ref(value, what)?;
-        let secret = r.load().or_else(|e| self.err(value.span(), format!("{what}: {e}")))?;
+        let secret = r
+            .load()
+            .or_else(|e| self.err(value.span(), format!("{what}: {e}")))?;
         Ok((r, secret))
     }
 
-    fn socket_addr(&self, value: &Option<Spanned<String>>, key: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    fn socket_addr(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+    ) -> Result<Option<SocketAddr>, ConfigError> {
         let Some(v) = value else { return Ok(None) };
         v.get_ref().parse::<SocketAddr>().map(Some).or_else(|_| {
             self.err(
                 v.span(),
-                format!("{key}: {:?} is not an address; expected ip:port, e.g. \"127.0.0.1:6432\"", v.get_ref()),
+                format!(
+                    "{key}: {:?} is not an address; expected ip:port, e.g. \"127.0.0.1:6432\"",
+                    v.get_ref()
+                ),
             )
         })
     }
@@ -110,8 +138,16 @@ impl Validator<'_> {
         let recorder = self.recorder(&raw)?;
         let limits = self.limits(&raw)?;
         let approvals = Approvals {
-            timeout: self.duration(&raw.approvals.timeout, "approvals.timeout", Duration::from_secs(300))?,
-            otp_fresh_for: self.duration(&raw.approvals.otp_fresh_for, "approvals.otp_fresh_for", Duration::from_secs(300))?,
+            timeout: self.duration(
+                &raw.approvals.timeout,
+                "approvals.timeout",
+                Duration::from_secs(300),
+            )?,
+            otp_fresh_for: self.duration(
+                &raw.approvals.otp_fresh_for,
+                "approvals.otp_fresh_for",
+                Duration::from_secs(300),
+            )?,
             webhooks: raw.approvals.webhooks.clone(),
         };
         Ok(Config {
@@ -132,7 +168,9 @@ impl Validator<'_> {
         let postgres_listen = self.socket_addr(&s.postgres_listen, "server.postgres_listen")?;
         let ssh_listen = self.socket_addr(&s.ssh_listen, "server.ssh_listen")?;
         if postgres_listen.is_none() && ssh_listen.is_none() {
-            return self.err_nowhere("[server] sets neither postgres_listen nor ssh_listen: nothing to serve");
+            return self.err_nowhere(
+                "[server] sets neither postgres_listen nor ssh_listen: nothing to serve",
+            );
         }
         let state_dir = self.path(s.state_dir.as_deref().unwrap_or("state"));
         let audit_dir = self.path(s.audit_dir.as_deref().unwrap_or("audit"));
@@ -184,20 +222,33 @@ impl Validator<'_> {
             audit_dir,
             tls,
             allow_plaintext_from,
-            shutdown_grace: self.duration(&s.shutdown_grace, "server.shutdown_grace", Duration::from_secs(10))?,
+            shutdown_grace: self.duration(
+                &s.shutdown_grace,
+                "server.shutdown_grace",
+                Duration::from_secs(10),
+            )?,
         })
     }
 
-    fn name(&self, name: &Spanned<String>, what: &str, seen: &mut BTreeSet<String>) -> Result<String, ConfigError> {
+    fn name(
+        &self,
+        name: &Spanned<String>,
+        what: &str,
+        seen: &mut BTreeSet<String>,
+    ) -> Result<String, ConfigError> {
         let n = name.get_ref();
-        if n.is_empty() || n.contains('@') || n.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if n.is_empty() || n.contains('@') || n.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return self.err(
                 name.span(),
                 format!("{what} name {n:?} is invalid: use letters, digits, '-', '_' or '.', without '@' or spaces"),
             );
         }
         if !seen.insert(n.clone()) {
-            return self.err(name.span(), format!("duplicate {what} name {n:?}: names must be unique"));
+            return self.err(
+                name.span(),
+                format!("duplicate {what} name {n:?}: names must be unique"),
+            );
         }
         Ok(n.clone())
     }
@@ -211,17 +262,18 @@ impl Validator<'_> {
                 "human" => UserKind::Human,
                 "service" => UserKind::Service,
                 "agent" => UserKind::Agent,
-                other => {
-                    return self.err(
-                        u.kind.span(),
-                        format!("user {name}: unknown kind {other:?}; valid kinds: human, service, agent"),
-                    )
-                }
+                other => return self.err(
+                    u.kind.span(),
+                    format!(
+                        "user {name}: unknown kind {other:?}; valid kinds: human, service, agent"
+                    ),
+                ),
             };
             let scram_verifier = match &u.scram_verifier {
                 None => None,
                 Some(v) => {
-                    let (_, secret) = self.loaded_secret(v, &format!("user {name}: scram_verifier"))?;
+                    let (_, secret) =
+                        self.loaded_secret(v, &format!("user {name}: scram_verifier"))?;
                     if !secret.expose().starts_with(b"SCRAM-SHA-256$") {
                         return self.err(
                             v.span(),
@@ -253,7 +305,14 @@ impl Validator<'_> {
             }
             out.insert(
                 name.clone(),
-                User { name, kind, groups: u.groups.clone(), scram_verifier, public_keys, totp },
+                User {
+                    name,
+                    kind,
+                    groups: u.groups.clone(),
+                    scram_verifier,
+                    public_keys,
+                    totp,
+                },
             );
         }
         Ok(out)
@@ -267,27 +326,29 @@ impl Validator<'_> {
             let protocol = match t.protocol.get_ref().as_str() {
                 "postgres" => Protocol::Postgres,
                 "ssh" => Protocol::Ssh,
-                other => {
-                    return self.err(
-                        t.protocol.span(),
-                        format!("target {name}: unknown protocol {other:?}; valid protocols: postgres, ssh"),
-                    )
-                }
+                other => return self.err(
+                    t.protocol.span(),
+                    format!(
+                        "target {name}: unknown protocol {other:?}; valid protocols: postgres, ssh"
+                    ),
+                ),
             };
             let address = t.address.get_ref().clone();
-            let port_ok = address
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
+            let port_ok = address.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+            });
             if !port_ok {
                 return self.err(
                     t.address.span(),
                     format!("target {name}: address {address:?} is not host:port, e.g. \"127.0.0.1:5432\""),
                 );
             }
-            let credential = if protocol == Protocol::Ssh && t.credential.get_ref() == "bastion:key" {
+            let credential = if protocol == Protocol::Ssh && t.credential.get_ref() == "bastion:key"
+            {
                 None
             } else {
-                let (r, _) = self.loaded_secret(&t.credential, &format!("target {name}: credential"))?;
+                let (r, _) =
+                    self.loaded_secret(&t.credential, &format!("target {name}: credential"))?;
                 Some(r)
             };
             let mut tls = None;
@@ -324,7 +385,10 @@ impl Validator<'_> {
                         }
                     });
                     if let Some(k) = &t.host_key {
-                        return self.err(k.span(), format!("target {name}: host_key applies to ssh targets only"));
+                        return self.err(
+                            k.span(),
+                            format!("target {name}: host_key applies to ssh targets only"),
+                        );
                     }
                 }
                 Protocol::Ssh => {
@@ -343,7 +407,10 @@ impl Validator<'_> {
                     host_key = Some(k.get_ref().clone());
                     for (key, v) in [("tls_root", &t.tls_root), ("tls", &t.tls)] {
                         if let Some(v) = v {
-                            return self.err(v.span(), format!("target {name}: {key} applies to postgres targets only"));
+                            return self.err(
+                                v.span(),
+                                format!("target {name}: {key} applies to postgres targets only"),
+                            );
                         }
                     }
                 }
@@ -371,11 +438,17 @@ impl Validator<'_> {
         for p in paths {
             let path = self.path(p.get_ref());
             let meta = std::fs::metadata(&path).or_else(|e| {
-                self.err(p.span(), format!("policies: cannot read {}: {e}", path.display()))
+                self.err(
+                    p.span(),
+                    format!("policies: cannot read {}: {e}", path.display()),
+                )
             })?;
             if meta.is_dir() {
                 let entries = std::fs::read_dir(&path).or_else(|e| {
-                    self.err(p.span(), format!("policies: cannot list {}: {e}", path.display()))
+                    self.err(
+                        p.span(),
+                        format!("policies: cannot list {}: {e}", path.display()),
+                    )
                 })?;
                 let mut found: Vec<PathBuf> = entries
                     .filter_map(|e| e.ok().map(|e| e.path()))
@@ -383,7 +456,10 @@ impl Validator<'_> {
                     .collect();
                 found.sort();
                 if found.is_empty() {
-                    return self.err(p.span(), format!("policies: {} holds no .cedar file", path.display()));
+                    return self.err(
+                        p.span(),
+                        format!("policies: {} holds no .cedar file", path.display()),
+                    );
                 }
                 files.extend(found);
             } else {
@@ -395,7 +471,8 @@ impl Validator<'_> {
 
     fn policies(&self, raw: &RawConfig) -> Result<Policies, ConfigError> {
         if raw.policies.paths.is_empty() {
-            return self.err_nowhere("[policies] paths is empty: with no policy nothing would be allowed");
+            return self
+                .err_nowhere("[policies] paths is empty: with no policy nothing would be allowed");
         }
         Ok(Policies {
             files: self.policy_files(&raw.policies.paths)?,
@@ -405,11 +482,20 @@ impl Validator<'_> {
 
     fn recorder(&mut self, raw: &RawConfig) -> Result<Recorder, ConfigError> {
         let r = &raw.recorder;
-        let durability = match r.durability.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
+        let durability = match r
+            .durability
+            .as_ref()
+            .map(|d| (d.get_ref().as_str(), d.span()))
+        {
             None | Some(("os", _)) => Durability::Os,
             Some(("fsync", _)) => Durability::Fsync,
             Some((other, span)) => {
-                return self.err(span, format!("recorder.durability: unknown value {other:?}; valid values: os, fsync"))
+                return self.err(
+                    span,
+                    format!(
+                        "recorder.durability: unknown value {other:?}; valid values: os, fsync"
+                    ),
+                )
             }
         };
         let allow_on_error = match r.on_recorder_error.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
@@ -431,7 +517,11 @@ impl Validator<'_> {
         Ok(Recorder {
             durability,
             roll_max_rows: r.roll_max_rows.unwrap_or(100_000).max(1),
-            roll_max_age: self.duration(&r.roll_max_age, "recorder.roll_max_age", Duration::from_secs(60))?,
+            roll_max_age: self.duration(
+                &r.roll_max_age,
+                "recorder.roll_max_age",
+                Duration::from_secs(60),
+            )?,
             queue_capacity: r.queue_capacity.unwrap_or(8192).max(1),
             retain_days: r.retain_days,
             allow_on_error,
@@ -446,11 +536,27 @@ impl Validator<'_> {
             max_sessions_per_identity: l.max_sessions_per_identity.unwrap_or(32).max(1),
             max_frame_bytes: l.max_frame_bytes.unwrap_or(32 << 20).max(1024),
             max_statement_bytes: l.max_statement_bytes.unwrap_or(1 << 20).max(64),
-            idle_timeout: self.duration(&l.idle_timeout, "limits.idle_timeout", Duration::from_secs(3600))?,
-            max_session: self.duration(&l.max_session, "limits.max_session", Duration::from_secs(12 * 3600))?,
+            idle_timeout: self.duration(
+                &l.idle_timeout,
+                "limits.idle_timeout",
+                Duration::from_secs(3600),
+            )?,
+            max_session: self.duration(
+                &l.max_session,
+                "limits.max_session",
+                Duration::from_secs(12 * 3600),
+            )?,
             lockout_after: l.lockout_after.unwrap_or(5).max(1),
-            lockout_for: self.duration(&l.lockout_for, "limits.lockout_for", Duration::from_secs(900))?,
-            login_timeout: self.duration(&l.login_timeout, "limits.login_timeout", Duration::from_secs(30))?,
+            lockout_for: self.duration(
+                &l.lockout_for,
+                "limits.lockout_for",
+                Duration::from_secs(900),
+            )?,
+            login_timeout: self.duration(
+                &l.login_timeout,
+                "limits.login_timeout",
+                Duration::from_secs(30),
+            )?,
         })
     }
 }

@@ -42,7 +42,11 @@ pub struct Lockouts {
 impl Lockouts {
     /// Locks after `after` failures for `lock_for`.
     pub fn new(after: u32, lock_for: Duration) -> Lockouts {
-        Lockouts { after: after.max(1), lock_for, map: Mutex::new(HashMap::new()) }
+        Lockouts {
+            after: after.max(1),
+            lock_for,
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     fn keys(identity: &str, source: IpAddr) -> [Key; 2] {
@@ -71,7 +75,11 @@ impl Lockouts {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let mut worst = 0;
         for key in Self::keys(identity, source) {
-            let f = map.entry(key).or_insert(Failures { count: 0, last: now, locked_until: None });
+            let f = map.entry(key).or_insert(Failures {
+                count: 0,
+                last: now,
+                locked_until: None,
+            });
             if f.locked_until.is_some_and(|u| u <= now) {
                 f.count = 0;
                 f.locked_until = None;
@@ -106,7 +114,11 @@ impl Lockouts {
                     Key::Source(ip) => format!("source:{ip}"),
                 },
                 failures: f.count,
-                locked_for_secs: f.locked_until.filter(|u| *u > now).map(|u| (u - now).as_secs()).unwrap_or(0),
+                locked_for_secs: f
+                    .locked_until
+                    .filter(|u| *u > now)
+                    .map(|u| (u - now).as_secs())
+                    .unwrap_or(0),
             })
             .collect();
         v.sort_by(|a, b| a.key.cmp(&b.key));

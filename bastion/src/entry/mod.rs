@@ -3,5 +3,5 @@
 pub mod lockout;
 mod route;
 
-pub use lockout::{Lockouts, LockoutStatus};
+pub use lockout::{LockoutStatus, Lockouts};
 pub use route::{parse_route, Route};

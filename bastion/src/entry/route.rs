@@ -15,7 +15,10 @@ pub fn parse_route(name: &str) -> Option<Route> {
     if identity.is_empty() || target.is_empty() || identity.contains('@') {
         return None;
     }
-    Some(Route { identity: identity.to_string(), target: target.to_string() })
+    Some(Route {
+        identity: identity.to_string(),
+        target: target.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -24,7 +27,13 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(parse_route("alice@prod-db"), Some(Route { identity: "alice".into(), target: "prod-db".into() }));
+        assert_eq!(
+            parse_route("alice@prod-db"),
+            Some(Route {
+                identity: "alice".into(),
+                target: "prod-db".into()
+            })
+        );
         assert_eq!(parse_route("alice"), None);
         assert_eq!(parse_route("@prod-db"), None);
         assert_eq!(parse_route("alice@"), None);

@@ -15,7 +15,9 @@ use bytes::BytesMut;
 use protocol::postgres::backend::Authentication;
 use protocol::postgres::frontend::{SaslInitialResponse, SaslResponse};
 use protocol::postgres::scram::{ScramServer, Verifier};
-use protocol::postgres::{decode_frame, decode_startup, sqlstate, Frame, StartupPacket, MAX_STARTUP_PACKET_LEN};
+use protocol::postgres::{
+    decode_frame, decode_startup, sqlstate, Frame, StartupPacket, MAX_STARTUP_PACKET_LEN,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -82,7 +84,10 @@ pub struct Authenticated {
     pub application_name: Option<String>,
 }
 
-async fn read_startup<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut) -> anyhow::Result<StartupPacket> {
+async fn read_startup<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut BytesMut,
+) -> anyhow::Result<StartupPacket> {
     loop {
         if let Some(p) = decode_startup(buf, MAX_STARTUP_PACKET_LEN)? {
             return Ok(p);
@@ -105,14 +110,22 @@ async fn read_frame(s: &mut BoxStream, buf: &mut BytesMut) -> anyhow::Result<Fra
 }
 
 /// Runs entry; `Ok(None)` when the connection ended normally before a session (cancel, refusal).
-async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> anyhow::Result<Option<super::relay::Session>> {
+async fn entry(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Option<super::relay::Session>> {
     let mut buf = BytesMut::new();
     // Plain phase: SSLRequest / GSSENCRequest / CancelRequest / Startup on the raw socket.
     let (mut client, first, tls_on): (BoxStream, StartupPacket, bool) = loop {
         let packet = match read_startup(&mut tcp, &mut buf).await {
             Ok(p) => p,
             Err(e) => {
-                let _ = tcp.write_all(&reply::fatal(sqlstate::PROTOCOL_VIOLATION, &format!("invalid startup packet: {e}"))).await;
+                let _ = super::stream::send(&mut tcp, &reply::fatal(
+                        sqlstate::PROTOCOL_VIOLATION,
+                        &format!("invalid startup packet: {e}"),
+                    ))
+                    .await;
                 return Err(e);
             }
         };
@@ -122,13 +135,13 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
                     // Bytes after SSLRequest would be read as if they came over TLS (CVE-2021-23214).
                     anyhow::bail!("client sent data after SSLRequest before the TLS handshake");
                 }
-                tcp.write_all(b"S").await?;
+                super::stream::send(&mut tcp, b"S").await?;
                 let tls = shared.pg_tls.acceptor.accept(tcp).await?;
                 let mut client: BoxStream = Box::new(tls);
                 let p = read_startup(&mut client, &mut buf).await?;
                 break (client, p, true);
             }
-            StartupPacket::GssEncRequest => tcp.write_all(b"N").await?,
+            StartupPacket::GssEncRequest => super::stream::send(&mut tcp, b"N").await?,
             StartupPacket::Cancel { pid, secret_key } => {
                 if let Some(key) = shared.cancel_keys.lookup(pid, &secret_key) {
                     send_cancel(&key).await;
@@ -147,17 +160,40 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
             return Ok(None);
         }
         _ => {
-            client.write_all(&reply::fatal(sqlstate::PROTOCOL_VIOLATION, "unexpected packet after TLS negotiation")).await?;
+            super::stream::send(&mut client, &reply::fatal(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    "unexpected packet after TLS negotiation",
+                ))
+                .await?;
             return Ok(None);
         }
     };
-    let user = params.iter().find(|(k, _)| k == "user").map(|(_, v)| v.clone()).unwrap_or_default();
-    let mut rec = EntryRecorder { shared, user: user.clone(), peer, method: if tls_on { "scram-sha-256" } else { "scram-sha-256/plaintext" } };
+    let user = params
+        .iter()
+        .find(|(k, _)| k == "user")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mut rec = EntryRecorder {
+        shared,
+        user: user.clone(),
+        peer,
+        method: if tls_on {
+            "scram-sha-256"
+        } else {
+            "scram-sha-256/plaintext"
+        },
+    };
 
-    if !tls_on && !shared.config.server.allow_plaintext_from.iter().any(|n| n.contains(&peer.ip())) {
+    if !tls_on
+        && !shared
+            .config
+            .server
+            .allow_plaintext_from
+            .iter()
+            .any(|n| n.contains(&peer.ip()))
+    {
         rec.fail("plaintext refused").await;
-        client
-            .write_all(&reply::fatal(
+        super::stream::send(&mut client, &reply::fatal(
                 sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                 "the bastion requires TLS: connect with sslmode=require or verify-full",
             ))
@@ -166,15 +202,18 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
     }
     let Some(route) = parse_route(&user) else {
         rec.fail("user name is not identity@target").await;
-        client
-            .write_all(&reply::fatal(
+        super::stream::send(&mut client, &reply::fatal(
                 sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                &format!("user name {user:?} does not route: use identity@target, e.g. alice@prod-db"),
+                &format!(
+                    "user name {user:?} does not route: use identity@target, e.g. alice@prod-db"
+                ),
             ))
             .await?;
         return Ok(None);
     };
-    tracing::Span::current().record("user", route.identity.as_str()).record("target", route.target.as_str());
+    tracing::Span::current()
+        .record("user", route.identity.as_str())
+        .record("target", route.target.as_str());
     let mut upstream_params = Vec::new();
     let mut database = None;
     let mut application_name = None;
@@ -187,14 +226,16 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
                 Ok(()) => upstream_params.push((k.clone(), v.clone())),
                 Err(e) => {
                     rec.fail(&e).await;
-                    client.write_all(&reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &e)).await?;
+                    super::stream::send(&mut client, &reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &e))
+                        .await?;
                     return Ok(None);
                 }
             },
             "replication" => {
                 let msg = "replication connections are not allowed through the bastion".to_string();
                 rec.fail(&msg).await;
-                client.write_all(&reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &msg)).await?;
+                super::stream::send(&mut client, &reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &msg))
+                    .await?;
                 return Ok(None);
             }
             _ if SAFE_PARAMS.contains(&lower.as_str()) => {
@@ -204,20 +245,30 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
                 upstream_params.push((k.clone(), v.clone()));
             }
             _ => {
-                let msg = format!("startup parameter {k:?} is not allowed through the bastion; allowed: {}", SAFE_PARAMS.join(", "));
+                let msg = format!(
+                    "startup parameter {k:?} is not allowed through the bastion; allowed: {}",
+                    SAFE_PARAMS.join(", ")
+                );
                 rec.fail(&msg).await;
-                client.write_all(&reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &msg)).await?;
+                super::stream::send(&mut client, &reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &msg))
+                    .await?;
                 return Ok(None);
             }
         }
     }
     rec.user = route.identity.clone();
     if let Err(left) = shared.lockouts.check(&route.identity, peer.ip()) {
-        rec.result("locked", Some(format!("locked out for {}s", left.as_secs()))).await;
-        client
-            .write_all(&reply::fatal(
+        rec.result(
+            "locked",
+            Some(format!("locked out for {}s", left.as_secs())),
+        )
+        .await;
+        super::stream::send(&mut client, &reply::fatal(
                 sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                &format!("too many failed login attempts; try again in {} seconds", left.as_secs().max(1)),
+                &format!(
+                    "too many failed login attempts; try again in {} seconds",
+                    left.as_secs().max(1)
+                ),
             ))
             .await?;
         return Ok(None);
@@ -230,24 +281,49 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
         .get(&route.identity)
         .and_then(|u| u.scram_verifier.as_ref())
         .and_then(|s| s.expose_str().ok().and_then(|t| Verifier::parse(t).ok()));
-    let binding = if tls_on { shared.pg_tls.cert_hash.clone() } else { None };
-    let mut scram = ScramServer::new(&route.identity, verifier.as_ref(), &shared.scram_decoy, binding)?;
+    let binding = if tls_on {
+        shared.pg_tls.cert_hash.clone()
+    } else {
+        None
+    };
+    let mut scram = ScramServer::new(
+        &route.identity,
+        verifier.as_ref(),
+        &shared.scram_decoy,
+        binding,
+    )?;
     let mut out = BytesMut::new();
-    Authentication::Sasl { mechanisms: scram.mechanisms().iter().map(|m| m.to_string()).collect() }.encode(&mut out);
-    client.write_all(&out).await?;
+    Authentication::Sasl {
+        mechanisms: scram.mechanisms().iter().map(|m| m.to_string()).collect(),
+    }
+    .encode(&mut out);
+    super::stream::send(&mut client, &out).await?;
     let outcome: Result<Vec<u8>, String> = async {
-        let f = read_frame(&mut client, &mut buf).await.map_err(|e| e.to_string())?;
+        let f = read_frame(&mut client, &mut buf)
+            .await
+            .map_err(|e| e.to_string())?;
         let first = SaslInitialResponse::decode(&f).map_err(|e| e.to_string())?;
-        rec.method = if first.mechanism.ends_with("-PLUS") { "scram-sha-256-plus" } else { "scram-sha-256" };
+        rec.method = if first.mechanism.ends_with("-PLUS") {
+            "scram-sha-256-plus"
+        } else {
+            "scram-sha-256"
+        };
         let server_first = scram
             .handle_client_first(&first.mechanism, first.data.as_deref().unwrap_or_default())
             .map_err(|e| e.to_string())?;
         let mut out = BytesMut::new();
-        Authentication::SaslContinue { data: server_first.into() }.encode(&mut out);
-        client.write_all(&out).await.map_err(|e| e.to_string())?;
-        let f = read_frame(&mut client, &mut buf).await.map_err(|e| e.to_string())?;
+        Authentication::SaslContinue {
+            data: server_first.into(),
+        }
+        .encode(&mut out);
+        super::stream::send(&mut client, &out).await.map_err(|e| e.to_string())?;
+        let f = read_frame(&mut client, &mut buf)
+            .await
+            .map_err(|e| e.to_string())?;
         let fin = SaslResponse::decode(&f).map_err(|e| e.to_string())?;
-        scram.handle_client_final(&fin.data).map_err(|e| e.to_string())
+        scram
+            .handle_client_final(&fin.data)
+            .map_err(|e| e.to_string())
     }
     .await;
     let server_final = match outcome {
@@ -256,8 +332,7 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
             let delay = shared.lockouts.failure(&route.identity, peer.ip());
             tokio::time::sleep(delay).await;
             rec.fail(&reason).await;
-            let _ = client
-                .write_all(&reply::fatal(
+            let _ = super::stream::send(&mut client, &reply::fatal(
                     sqlstate::INVALID_PASSWORD,
                     &format!("password authentication failed for user \"{user}\""),
                 ))
@@ -267,24 +342,41 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
     };
     shared.lockouts.success(&route.identity);
     let mut out = BytesMut::new();
-    Authentication::SaslFinal { data: server_final.into() }.encode(&mut out);
+    Authentication::SaslFinal {
+        data: server_final.into(),
+    }
+    .encode(&mut out);
     Authentication::Ok.encode(&mut out);
-    client.write_all(&out).await?;
+    super::stream::send(&mut client, &out).await?;
 
     // Identity proven. Route, decide `connect`, open the session.
     let Some(target) = target_of(&shared.config, &route.target, Protocol::Postgres) else {
-        rec.fail(&format!("no PostgreSQL target named {}", route.target)).await;
-        client
-            .write_all(&reply::fatal(sqlstate::INVALID_AUTHORIZATION_SPECIFICATION, &format!("no PostgreSQL target named {:?}", route.target)))
+        rec.fail(&format!("no PostgreSQL target named {}", route.target))
+            .await;
+        super::stream::send(&mut client, &reply::fatal(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                &format!("no PostgreSQL target named {:?}", route.target),
+            ))
             .await?;
         return Ok(None);
     };
     let ctx = super::relay::request_context(peer, None);
-    let verdict = shared.engine().decide_connect(&route.identity, &route.target, &ctx);
+    let verdict = shared
+        .engine()
+        .decide_connect(&route.identity, &route.target, &ctx);
     if verdict.decision != policies::Decision::Allow {
-        rec.fail(&format!("connect {}: {}", verdict.decision, verdict.message)).await;
-        client
-            .write_all(&reply::fatal(sqlstate::INSUFFICIENT_PRIVILEGE, &format!("connection to {} refused: {}", route.target, verdict.message)))
+        rec.fail(&format!(
+            "connect {}: {}",
+            verdict.decision, verdict.message
+        ))
+        .await;
+        super::stream::send(&mut client, &reply::fatal(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                &format!(
+                    "connection to {} refused: {}",
+                    route.target, verdict.message
+                ),
+            ))
             .await?;
         return Ok(None);
     }
@@ -302,12 +394,18 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
         Ok(h) => h,
         Err(e) => {
             rec.fail(&e.to_string()).await;
-            client.write_all(&reply::fatal(sqlstate::TOO_MANY_CONNECTIONS, &e.to_string())).await?;
+            super::stream::send(&mut client, &reply::fatal(
+                    sqlstate::TOO_MANY_CONNECTIONS,
+                    &e.to_string(),
+                ))
+                .await?;
             return Ok(None);
         }
     };
     rec.ok(&session_id).await;
-    let database = database.or_else(|| target.database.clone()).unwrap_or_else(|| "postgres".into());
+    let database = database
+        .or_else(|| target.database.clone())
+        .unwrap_or_else(|| "postgres".into());
     let start = recorder::SessionStart {
         session_id: session_id.clone(),
         time: recorder::now_micros(),
@@ -321,7 +419,11 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
     };
     if let Err(e) = shared.recorder.session_start(start).await {
         if !shared.config.recorder.allow_on_error {
-            client.write_all(&reply::fatal("58030", &format!("the audit trail cannot record this session: {e}"))).await?;
+            super::stream::send(&mut client, &reply::fatal(
+                    "58030",
+                    &format!("the audit trail cannot record this session: {e}"),
+                ))
+                .await?;
             return Ok(None);
         }
         tracing::error!(error = %e, "recorder failed; continuing because on_recorder_error = allow");
@@ -330,26 +432,63 @@ async fn entry(mut tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) -> an
         Some(Ok(s)) => s.expose_str().map(str::to_string).unwrap_or_default(),
         Some(Err(e)) => {
             tracing::error!(error = %e, "upstream credential unavailable");
-            return fail_session(shared, client, &session_id, "credential unavailable", sqlstate::CONNECTION_FAILURE, &format!("the bastion cannot use its credential for {}", route.target)).await;
+            return fail_session(
+                shared,
+                client,
+                &session_id,
+                "credential unavailable",
+                sqlstate::CONNECTION_FAILURE,
+                &format!("the bastion cannot use its credential for {}", route.target),
+            )
+            .await;
         }
         None => String::new(),
     };
-    let up = match upstream::connect(target, &password, &database, &upstream_params, shared.config.limits.max_frame_bytes, shared.config.limits.login_timeout).await {
+    let up = match upstream::connect(
+        target,
+        &password,
+        &database,
+        &upstream_params,
+        shared.config.limits.max_frame_bytes,
+        shared.config.limits.login_timeout,
+    )
+    .await
+    {
         Ok(u) => u,
         Err(e) => {
             tracing::warn!(error = %e, "upstream login failed");
             let (reason, code) = match &e {
-                UpstreamError::Connect { .. } => ("target_unreachable", sqlstate::CONNECTION_FAILURE),
+                UpstreamError::Connect { .. } => {
+                    ("target_unreachable", sqlstate::CONNECTION_FAILURE)
+                }
                 UpstreamError::Tls { .. } => ("target_tls_failed", sqlstate::CONNECTION_FAILURE),
-                UpstreamError::Login { .. } => ("target_login_failed", sqlstate::INVALID_AUTHORIZATION_SPECIFICATION),
-                UpstreamError::Protocol { .. } => ("target_protocol_error", sqlstate::CONNECTION_FAILURE),
+                UpstreamError::Login { .. } => (
+                    "target_login_failed",
+                    sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                ),
+                UpstreamError::Protocol { .. } => {
+                    ("target_protocol_error", sqlstate::CONNECTION_FAILURE)
+                }
             };
             return fail_session(shared, client, &session_id, reason, code, &e.to_string()).await;
         }
     };
-    let upstream_key = up.key.as_ref().map(|k| UpstreamKey { address: target.address.clone(), pid: k.pid, secret: k.secret_key.clone() });
+    let upstream_key = up.key.as_ref().map(|k| UpstreamKey {
+        address: target.address.clone(),
+        pid: k.pid,
+        secret: k.secret_key.clone(),
+    });
     Ok(Some(super::relay::Session::new(
-        Authenticated { client, client_buf: buf, identity: route.identity, target: route.target, peer, params: upstream_params, database, application_name },
+        Authenticated {
+            client,
+            client_buf: buf,
+            identity: route.identity,
+            target: route.target,
+            peer,
+            params: upstream_params,
+            database,
+            application_name,
+        },
         up,
         upstream_key,
         session_id,
@@ -365,10 +504,16 @@ async fn fail_session(
     code: &str,
     message: &str,
 ) -> anyhow::Result<Option<super::relay::Session>> {
-    let _ = client.write_all(&reply::fatal(code, message)).await;
+    let _ = super::stream::send(&mut client, &reply::fatal(code, message)).await;
     let _ = shared
         .recorder
-        .session_end(recorder::SessionEnd { session_id: session_id.to_string(), time: recorder::now_micros(), end_reason: reason.to_string(), bytes_in: 0, bytes_out: 0 })
+        .session_end(recorder::SessionEnd {
+            session_id: session_id.to_string(),
+            time: recorder::now_micros(),
+            end_reason: reason.to_string(),
+            bytes_in: 0,
+            bytes_out: 0,
+        })
         .await;
     Ok(None)
 }
@@ -384,11 +529,21 @@ fn check_options(options: &str) -> Result<(), String> {
         } else if let Some(rest) = w.strip_prefix("--") {
             rest
         } else {
-            return Err(format!("startup options {options:?}: only -c name=value is allowed"));
+            return Err(format!(
+                "startup options {options:?}: only -c name=value is allowed"
+            ));
         };
-        let name = setting.split('=').next().unwrap_or_default().to_ascii_lowercase().replace('-', "_");
+        let name = setting
+            .split('=')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .replace('-', "_");
         if !SAFE_PARAMS.contains(&name.as_str()) {
-            return Err(format!("startup option {name:?} is not allowed through the bastion; allowed: {}", SAFE_PARAMS.join(", ")));
+            return Err(format!(
+                "startup option {name:?} is not allowed through the bastion; allowed: {}",
+                SAFE_PARAMS.join(", ")
+            ));
         }
     }
     Ok(())
@@ -440,7 +595,9 @@ mod tests {
     fn options_allow_only_safe_settings() {
         assert!(check_options("-c statement_timeout=5s").is_ok());
         assert!(check_options("-cDateStyle=ISO --application-name=x").is_ok());
-        assert!(check_options("-c role=postgres").unwrap_err().contains("\"role\" is not allowed"));
+        assert!(check_options("-c role=postgres")
+            .unwrap_err()
+            .contains("\"role\" is not allowed"));
         assert!(check_options("-c session_authorization=postgres").is_err());
         assert!(check_options("--search_path=secrets").is_err());
         assert!(check_options("-f junk").is_err());

@@ -109,11 +109,20 @@ struct Judged {
 
 impl Judged {
     fn deny(message: String, hint: String) -> Judged {
-        Judged { step: Step::Deny(message, hint), seq: None, approval: None }
+        Judged {
+            step: Step::Deny(message, hint),
+            seq: None,
+            approval: None,
+        }
     }
 
     fn pending(&self, expect: Expect) -> Option<Pending> {
-        self.seq.map(|seq| Pending { seq, expect, started: Instant::now(), approval: self.approval.clone() })
+        self.seq.map(|seq| Pending {
+            seq,
+            expect,
+            started: Instant::now(),
+            approval: self.approval.clone(),
+        })
     }
 }
 
@@ -157,13 +166,31 @@ struct Ctx<'a> {
 
 impl Session {
     /// Wraps what entry produced.
-    pub fn new(auth: Authenticated, up: Upstream, upstream_key: Option<UpstreamKey>, id: String, handle: SessionHandle) -> Session {
-        Session { auth, up, upstream_key, id, handle }
+    pub fn new(
+        auth: Authenticated,
+        up: Upstream,
+        upstream_key: Option<UpstreamKey>,
+        id: String,
+        handle: SessionHandle,
+    ) -> Session {
+        Session {
+            auth,
+            up,
+            upstream_key,
+            id,
+            handle,
+        }
     }
 
     /// Relays until either side ends; records the session's end.
     pub async fn run(self, shared: &Arc<Shared>) {
-        let Session { mut auth, up, upstream_key, id, handle } = self;
+        let Session {
+            mut auth,
+            up,
+            upstream_key,
+            id,
+            handle,
+        } = self;
         let (pid, secret, _key_guard) = match upstream_key {
             Some(k) => {
                 let (p, s, g) = shared.cancel_keys.issue(k);
@@ -175,9 +202,13 @@ impl Session {
         for f in &up.parameter_status {
             hello.extend_from_slice(&f.raw);
         }
-        BackendKeyData { pid, secret_key: secret }.encode(&mut hello);
+        BackendKeyData {
+            pid,
+            secret_key: secret,
+        }
+        .encode(&mut hello);
         ReadyForQuery { status: up.status }.encode(&mut hello);
-        if auth.client.write_all(&hello).await.is_err() {
+        if auth.client.write_all(&hello).await.is_err() || auth.client.flush().await.is_err() {
             return;
         }
         let track = Arc::new(Mutex::new(Track {
@@ -204,7 +235,10 @@ impl Session {
             server: server_w,
             track: track.clone(),
             client_w: client_w.clone(),
-            sql: SqlSession { standard_conforming_strings: up.standard_conforming_strings, ..Default::default() },
+            sql: SqlSession {
+                standard_conforming_strings: up.standard_conforming_strings,
+                ..Default::default()
+            },
             statements: HashMap::new(),
             portals: HashMap::new(),
             batch: Vec::new(),
@@ -213,7 +247,13 @@ impl Session {
             mfa_at: None,
             last_activity: Instant::now(),
         };
-        let mut server_side = ServerSide { ctx: &ctx, reader: server_r, buf: up.leftover, track, client_w: client_w.clone() };
+        let mut server_side = ServerSide {
+            ctx: &ctx,
+            reader: server_r,
+            buf: up.leftover,
+            track,
+            client_w: client_w.clone(),
+        };
         let max_session = tokio::time::sleep(shared.config.limits.max_session);
         let kill = handle.info.kill.clone();
         let reason = tokio::select! {
@@ -226,11 +266,26 @@ impl Session {
             }
         };
         let fatal = match reason {
-            EndReason::Killed => Some((sqlstate::ADMIN_SHUTDOWN, "terminating connection: session killed by a bastion administrator")),
-            EndReason::Shutdown => Some((sqlstate::ADMIN_SHUTDOWN, "terminating connection: the bastion is shutting down")),
-            EndReason::MaxDuration => Some((sqlstate::ADMIN_SHUTDOWN, "terminating connection: maximum session time reached (limits.max_session)")),
-            EndReason::IdleTimeout => Some((sqlstate::IDLE_SESSION_TIMEOUT, "terminating connection due to idle timeout (limits.idle_timeout)")),
-            EndReason::ServerGone => Some((sqlstate::CONNECTION_FAILURE, "the target closed the connection")),
+            EndReason::Killed => Some((
+                sqlstate::ADMIN_SHUTDOWN,
+                "terminating connection: session killed by a bastion administrator",
+            )),
+            EndReason::Shutdown => Some((
+                sqlstate::ADMIN_SHUTDOWN,
+                "terminating connection: the bastion is shutting down",
+            )),
+            EndReason::MaxDuration => Some((
+                sqlstate::ADMIN_SHUTDOWN,
+                "terminating connection: maximum session time reached (limits.max_session)",
+            )),
+            EndReason::IdleTimeout => Some((
+                sqlstate::IDLE_SESSION_TIMEOUT,
+                "terminating connection due to idle timeout (limits.idle_timeout)",
+            )),
+            EndReason::ServerGone => Some((
+                sqlstate::CONNECTION_FAILURE,
+                "the target closed the connection",
+            )),
             _ => None,
         };
         if let Some((code, msg)) = fatal {
@@ -241,10 +296,23 @@ impl Session {
         // Actions still waiting for the server never got an answer.
         let leftovers: Vec<Pending> = {
             let mut t = client_side.track.lock().unwrap_or_else(|e| e.into_inner());
-            t.cycles.drain(..).flat_map(|c| c.pending.into_iter()).collect()
+            t.cycles
+                .drain(..)
+                .flat_map(|c| c.pending.into_iter())
+                .collect()
         };
         for p in leftovers {
-            record_outcome(&ctx, p.seq, "unknown", None, None, Some(p.started), 0, Some(format!("session ended: {}", reason.as_str()))).await;
+            record_outcome(
+                &ctx,
+                p.seq,
+                "unknown",
+                None,
+                None,
+                Some(p.started),
+                0,
+                Some(format!("session ended: {}", reason.as_str())),
+            )
+            .await;
         }
         let info = &handle.info;
         let _ = shared
@@ -333,7 +401,7 @@ impl ServerSide<'_> {
             if !out.is_empty() {
                 self.ctx.handle.info.count(0, out.len() as u64);
                 let mut w = self.client_w.lock().await;
-                if w.write_all(&out).await.is_err() {
+                if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
                     return EndReason::ClientGone;
                 }
             }
@@ -374,13 +442,29 @@ impl ServerSide<'_> {
                 if let Some(cycle) = t.cycles.pop_front() {
                     for p in cycle.pending {
                         let (outcome, message, sqlstate) = match (&cycle.error, p.expect) {
-                            (Some((code, msg)), Expect::Query) => ("error", Some(msg.clone()), Some(code.clone())),
+                            (Some((code, msg)), Expect::Query) => {
+                                ("error", Some(msg.clone()), Some(code.clone()))
+                            }
                             (None, Expect::Query) => ("ok", None, None),
-                            (Some(_), _) => ("cancelled", Some("not run: an earlier message in the batch failed".into()), None),
+                            (Some(_), _) => (
+                                "cancelled",
+                                Some("not run: an earlier message in the batch failed".into()),
+                                None,
+                            ),
                             (None, _) => ("unknown", None, None),
                         };
-                        let rows = (p.expect == Expect::Query && cycle.error.is_none()).then_some(cycle.rows);
-                        done.push(Done { seq: p.seq, outcome, rows, sqlstate, started: p.started, bytes_out: cycle.bytes_out, message, approval: p.approval });
+                        let rows = (p.expect == Expect::Query && cycle.error.is_none())
+                            .then_some(cycle.rows);
+                        done.push(Done {
+                            seq: p.seq,
+                            outcome,
+                            rows,
+                            sqlstate,
+                            started: p.started,
+                            bytes_out: cycle.bytes_out,
+                            message,
+                            approval: p.approval,
+                        });
                     }
                 }
             }
@@ -391,7 +475,16 @@ impl ServerSide<'_> {
                     if c.swallow_parse == Some(idx) {
                         forward = false;
                     } else if let Some(p) = take_first(&mut c.pending, Expect::ParseComplete) {
-                        done.push(Done { seq: p.seq, outcome: "ok", rows: None, sqlstate: None, started: p.started, bytes_out: 0, message: None, approval: p.approval });
+                        done.push(Done {
+                            seq: p.seq,
+                            outcome: "ok",
+                            rows: None,
+                            sqlstate: None,
+                            started: p.started,
+                            bytes_out: 0,
+                            message: None,
+                            approval: p.approval,
+                        });
                     }
                 }
             }
@@ -405,7 +498,11 @@ impl ServerSide<'_> {
                 }
             }
             b'C' | b'I' | b's' => {
-                let rows = if frame.tag == b'C' { CommandComplete::decode(&frame).ok().and_then(|c| c.rows()) } else { None };
+                let rows = if frame.tag == b'C' {
+                    CommandComplete::decode(&frame).ok().and_then(|c| c.rows())
+                } else {
+                    None
+                };
                 if let Some(c) = t.cycles.front_mut() {
                     if let Some(p) = take_first(&mut c.pending, Expect::ExecuteDone) {
                         done.push(Done {
@@ -441,7 +538,16 @@ impl ServerSide<'_> {
                         match front {
                             Some(Expect::ParseComplete) | Some(Expect::ExecuteDone) => {
                                 if let Some(p) = c.pending.pop_front() {
-                                    done.push(Done { seq: p.seq, outcome: "error", rows: None, sqlstate: Some(code), started: p.started, bytes_out: 0, message: Some(msg), approval: p.approval });
+                                    done.push(Done {
+                                        seq: p.seq,
+                                        outcome: "error",
+                                        rows: None,
+                                        sqlstate: Some(code),
+                                        started: p.started,
+                                        bytes_out: 0,
+                                        message: Some(msg),
+                                        approval: p.approval,
+                                    });
                                 }
                             }
                             _ => {
@@ -515,7 +621,8 @@ impl ClientSide<'_> {
             let frame = match decode_frame(&mut self.buf, max) {
                 Ok(Some(f)) => f,
                 Ok(None) => {
-                    let read = tokio::time::timeout(idle, self.reader.read_buf(&mut self.buf)).await;
+                    let read =
+                        tokio::time::timeout(idle, self.reader.read_buf(&mut self.buf)).await;
                     match read {
                         Ok(Ok(0)) | Ok(Err(_)) => return EndReason::ClientGone,
                         Ok(Ok(_)) => {
@@ -523,7 +630,11 @@ impl ClientSide<'_> {
                             continue;
                         }
                         Err(_) => {
-                            let busy = !self.track.lock().map(|t| t.cycles.is_empty()).unwrap_or(true);
+                            let busy = !self
+                                .track
+                                .lock()
+                                .map(|t| t.cycles.is_empty())
+                                .unwrap_or(true);
                             if busy {
                                 continue;
                             }
@@ -532,9 +643,18 @@ impl ClientSide<'_> {
                     }
                 }
                 Err(e) => {
-                    let code = if e.to_string().contains("exceeds") { sqlstate::PROGRAM_LIMIT_EXCEEDED } else { sqlstate::PROTOCOL_VIOLATION };
+                    let code = if e.to_string().contains("exceeds") {
+                        sqlstate::PROGRAM_LIMIT_EXCEEDED
+                    } else {
+                        sqlstate::PROTOCOL_VIOLATION
+                    };
                     let mut w = self.client_w.lock().await;
-                    let _ = w.write_all(&reply::fatal(code, &format!("invalid message from client: {e}"))).await;
+                    let _ = w
+                        .write_all(&reply::fatal(
+                            code,
+                            &format!("invalid message from client: {e}"),
+                        ))
+                        .await;
                     return EndReason::ProtocolError;
                 }
             };
@@ -561,8 +681,13 @@ impl ClientSide<'_> {
                 }
                 other => {
                     let mut w = self.client_w.lock().await;
-                    let msg = format!("unexpected message type {:?} (0x{other:02x}) from client", char::from(other));
-                    let _ = w.write_all(&reply::fatal(sqlstate::PROTOCOL_VIOLATION, &msg)).await;
+                    let msg = format!(
+                        "unexpected message type {:?} (0x{other:02x}) from client",
+                        char::from(other)
+                    );
+                    let _ = w
+                        .write_all(&reply::fatal(sqlstate::PROTOCOL_VIOLATION, &msg))
+                        .await;
                     return EndReason::ProtocolError;
                 }
             };
@@ -572,8 +697,11 @@ impl ClientSide<'_> {
         }
     }
 
+    /// Writes to the target and flushes: TLS keeps written bytes in its record buffer until
+    /// flushed, and a COPY whose tail sits there would wait forever.
     async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.server.write_all(bytes).await
+        self.server.write_all(bytes).await?;
+        self.server.flush().await
     }
 
     fn ctx_now(&self) -> RequestContext {
@@ -592,7 +720,13 @@ impl ClientSide<'_> {
         self.refresh_session_state();
         let ctx = self.ctx_now();
         if text.len() > self.ctx.shared.config.limits.max_statement_bytes {
-            let mut v = self.ctx.shared.engine().decide_sql(self.ctx.identity, self.ctx.target, "", &mut self.sql, &ctx);
+            let mut v = self.ctx.shared.engine().decide_sql(
+                self.ctx.identity,
+                self.ctx.target,
+                "",
+                &mut self.sql,
+                &ctx,
+            );
             v.decision = Decision::Deny;
             v.policy_ids = vec!["limits.max_statement_bytes".into()];
             v.message = format!(
@@ -600,10 +734,19 @@ impl ClientSide<'_> {
                 text.len(),
                 self.ctx.shared.config.limits.max_statement_bytes
             );
-            v.redacted_text = format!("[{} bytes, not recorded: over the statement limit]", text.len());
+            v.redacted_text = format!(
+                "[{} bytes, not recorded: over the statement limit]",
+                text.len()
+            );
             return v;
         }
-        self.ctx.shared.engine().decide_sql(self.ctx.identity, self.ctx.target, text, &mut self.sql, &ctx)
+        self.ctx.shared.engine().decide_sql(
+            self.ctx.identity,
+            self.ctx.target,
+            text,
+            &mut self.sql,
+            &ctx,
+        )
     }
 
     /// Records the action row; `Err` is a refusal message when the trail cannot take it.
@@ -639,7 +782,9 @@ impl ClientSide<'_> {
                 tracing::error!(error = %e, "RECORDER FAILED: action runs unrecorded because on_recorder_error = allow");
                 Ok(seq)
             }
-            Err(e) => Err(format!("the audit trail cannot record this statement, so it does not run: {e}")),
+            Err(e) => Err(format!(
+                "the audit trail cannot record this statement, so it does not run: {e}"
+            )),
         }
     }
 
@@ -648,7 +793,11 @@ impl ClientSide<'_> {
         let verdict = self.decide(text);
         match verdict.decision {
             Decision::Allow => match self.record(&verdict, "allow").await {
-                Ok(seq) => Judged { step: Step::Forward, seq: Some(seq), approval: None },
+                Ok(seq) => Judged {
+                    step: Step::Forward,
+                    seq: Some(seq),
+                    approval: None,
+                },
                 Err(msg) => Judged::deny(msg, "recorder unavailable".into()),
             },
             Decision::Deny => {
@@ -663,7 +812,17 @@ impl ClientSide<'_> {
     }
 
     async fn refused(&self, seq: i64, message: &str) {
-        record_outcome(self.ctx, seq, "denied", None, Some(sqlstate::INSUFFICIENT_PRIVILEGE.into()), None, 0, Some(message.to_string())).await;
+        record_outcome(
+            self.ctx,
+            seq,
+            "denied",
+            None,
+            Some(sqlstate::INSUFFICIENT_PRIVILEGE.into()),
+            None,
+            0,
+            Some(message.to_string()),
+        )
+        .await;
     }
 
     /// Step-up: a fresh one-time code (refused with instructions until given) and/or another
@@ -685,7 +844,12 @@ impl ClientSide<'_> {
             return Judged::deny(msg, hint);
         }
         let shared = self.ctx.shared;
-        let kind = shared.config.users.get(self.ctx.identity).map(|u| u.kind).unwrap_or(crate::config::UserKind::Agent);
+        let kind = shared
+            .config
+            .users
+            .get(self.ctx.identity)
+            .map(|u| u.kind)
+            .unwrap_or(crate::config::UserKind::Agent);
         let request = StepUpRequest {
             session_id: self.ctx.id.to_string(),
             seq: seq as u64,
@@ -712,11 +876,19 @@ impl ClientSide<'_> {
         {
             let mut w = self.client_w.lock().await;
             let _ = w.write_all(&notice(&waiting)).await;
+            let _ = w.flush().await;
         }
         match outcome.await {
             StepUpOutcome::Approved { approver, at } => {
-                let at = at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
-                Judged { step: Step::Forward, seq: Some(seq), approval: Some((approver, at)) }
+                let at = at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as i64)
+                    .unwrap_or(0);
+                Judged {
+                    step: Step::Forward,
+                    seq: Some(seq),
+                    approval: Some((approver, at)),
+                }
             }
             StepUpOutcome::Denied { by, reason } => {
                 let msg = format!("request {} denied by {by}: {reason}", id.as_str());
@@ -724,7 +896,11 @@ impl ClientSide<'_> {
                 Judged::deny(msg, hint)
             }
             StepUpOutcome::TimedOut => {
-                let msg = format!("request {} was not approved within {}s", id.as_str(), shared.config.approvals.timeout.as_secs());
+                let msg = format!(
+                    "request {} was not approved within {}s",
+                    id.as_str(),
+                    shared.config.approvals.timeout.as_secs()
+                );
                 self.refused(seq, &msg).await;
                 Judged::deny(msg, hint)
             }
@@ -750,7 +926,11 @@ impl ClientSide<'_> {
     async fn on_query(&mut self, frame: Frame) -> std::io::Result<()> {
         let text = match Query::decode(&frame) {
             Ok(q) => q.query,
-            Err(e) => return self.deny_simple(&format!("query is not valid: {e}"), "ANY-0").await,
+            Err(e) => {
+                return self
+                    .deny_simple(&format!("query is not valid: {e}"), "ANY-0")
+                    .await
+            }
         };
         if let Some(code) = otp_code(&text) {
             return self.on_otp(&code).await;
@@ -802,7 +982,11 @@ impl ClientSide<'_> {
             kind: "otp".into(),
             text: "SET bastion.otp = '[REDACTED]'".into(),
             statement_class: Some("session".into()),
-            decision: if ok.is_ok() { "allow".into() } else { "deny".into() },
+            decision: if ok.is_ok() {
+                "allow".into()
+            } else {
+                "deny".into()
+            },
             step_up: Some("mfa".into()),
             ..Default::default()
         };
@@ -812,15 +996,40 @@ impl ClientSide<'_> {
                 self.mfa_at = Some(Instant::now());
                 let mut q = BytesMut::new();
                 Query::new("SET bastion.otp = 'accepted'").encode(&mut q);
-                record_outcome(self.ctx, seq, "ok", None, None, None, 0, Some("one-time code accepted".into())).await;
+                record_outcome(
+                    self.ctx,
+                    seq,
+                    "ok",
+                    None,
+                    None,
+                    None,
+                    0,
+                    Some("one-time code accepted".into()),
+                )
+                .await;
                 self.with_cycle(|c| c.closed = true);
                 self.send(&q).await
             }
             Err(reason) => {
-                let delay = self.ctx.shared.lockouts.failure(self.ctx.identity, self.ctx.peer.ip());
+                let delay = self
+                    .ctx
+                    .shared
+                    .lockouts
+                    .failure(self.ctx.identity, self.ctx.peer.ip());
                 tokio::time::sleep(delay).await;
-                record_outcome(self.ctx, seq, "denied", None, Some(sqlstate::INVALID_PASSWORD.into()), None, 0, Some(reason.clone())).await;
-                self.deny_simple(&format!("one-time code rejected: {reason}"), "bastion.otp").await
+                record_outcome(
+                    self.ctx,
+                    seq,
+                    "denied",
+                    None,
+                    Some(sqlstate::INVALID_PASSWORD.into()),
+                    None,
+                    0,
+                    Some(reason.clone()),
+                )
+                .await;
+                self.deny_simple(&format!("one-time code rejected: {reason}"), "bastion.otp")
+                    .await
             }
         }
     }
@@ -851,7 +1060,9 @@ impl ClientSide<'_> {
                         }
                         judged.step
                     }
-                    Err(e) => Step::Deny(format!("Parse message is not valid: {e}"), "ANY-0".into()),
+                    Err(e) => {
+                        Step::Deny(format!("Parse message is not valid: {e}"), "ANY-0".into())
+                    }
                 },
                 b'B' => {
                     if let Ok(b) = Bind::decode(&frame) {
@@ -880,8 +1091,12 @@ impl ClientSide<'_> {
                 b'C' => {
                     if let Ok(c) = Close::decode(&frame) {
                         match c.kind {
-                            protocol::postgres::frontend::ObjectKind::Statement => self.statements.remove(&c.name),
-                            protocol::postgres::frontend::ObjectKind::Portal => self.portals.remove(&c.name),
+                            protocol::postgres::frontend::ObjectKind::Statement => {
+                                self.statements.remove(&c.name)
+                            }
+                            protocol::postgres::frontend::ObjectKind::Portal => {
+                                self.portals.remove(&c.name)
+                            }
                         };
                     }
                     Step::Forward
@@ -910,9 +1125,25 @@ impl ClientSide<'_> {
                         c.swallow_bind = Some(b);
                         c.injected_error = true;
                     });
-                    Parse { name: String::new(), query: raise_block(&message, &hint), param_types: Vec::new() }.encode(&mut out);
-                    Bind { portal: String::new(), statement: String::new(), param_formats: Vec::new(), params: Vec::new(), result_formats: Vec::new() }.encode(&mut out);
-                    Execute { portal: String::new(), max_rows: 0 }.encode(&mut out);
+                    Parse {
+                        name: String::new(),
+                        query: raise_block(&message, &hint),
+                        param_types: Vec::new(),
+                    }
+                    .encode(&mut out);
+                    Bind {
+                        portal: String::new(),
+                        statement: String::new(),
+                        param_formats: Vec::new(),
+                        params: Vec::new(),
+                        result_formats: Vec::new(),
+                    }
+                    .encode(&mut out);
+                    Execute {
+                        portal: String::new(),
+                        max_rows: 0,
+                    }
+                    .encode(&mut out);
                     self.portals.remove("");
                     self.skip_until_sync = true;
                 }
@@ -942,7 +1173,11 @@ fn raise_block(message: &str, hint: &str) -> String {
     };
     let mut rng = rand::thread_rng();
     let all = format!("{message}{hint}");
-    let (outer, m, h) = (tag(&mut rng, &all), tag(&mut rng, &all), tag(&mut rng, &all));
+    let (outer, m, h) = (
+        tag(&mut rng, &all),
+        tag(&mut rng, &all),
+        tag(&mut rng, &all),
+    );
     format!(
         "DO ${outer}$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = ${m}${message}${m}$, HINT = ${h}${hint}${h}$; END${outer}$"
     )
@@ -953,25 +1188,43 @@ fn otp_code(text: &str) -> Option<String> {
     let t = text.trim().trim_end_matches(';').trim();
     let lower = t.to_ascii_lowercase();
     let rest = lower.strip_prefix("set")?.trim_start();
-    let rest = rest.strip_prefix("session").map(str::trim_start).unwrap_or(rest);
+    let rest = rest
+        .strip_prefix("session")
+        .map(str::trim_start)
+        .unwrap_or(rest);
     let rest = rest.strip_prefix("bastion.otp")?.trim_start();
-    let rest = rest.strip_prefix('=').or_else(|| rest.strip_prefix("to"))?.trim();
+    let rest = rest
+        .strip_prefix('=')
+        .or_else(|| rest.strip_prefix("to"))?
+        .trim();
     let code = rest.trim_matches('\'').trim();
-    (!code.is_empty() && code.len() <= 16 && code.chars().all(|c| c.is_ascii_digit())).then(|| code.to_string())
+    (!code.is_empty() && code.len() <= 16 && code.chars().all(|c| c.is_ascii_digit()))
+        .then(|| code.to_string())
         .or_else(|| Some(String::from("invalid")))
 }
 
 /// Checks a one-time code for `identity`.
 pub fn verify_otp(shared: &Shared, identity: &str, code: &str) -> Result<(), String> {
-    let user = shared.config.users.get(identity).ok_or("unknown identity")?;
-    let secret = crate::totp::load_secret(&shared.config.server.state_dir, user).map_err(|e| e.to_string())?;
-    shared.totp.verify(identity, &secret, code, std::time::SystemTime::now()).map_err(|e| e.to_string())
+    let user = shared
+        .config
+        .users
+        .get(identity)
+        .ok_or("unknown identity")?;
+    let secret = crate::totp::load_secret(&shared.config.server.state_dir, user)
+        .map_err(|e| e.to_string())?;
+    shared
+        .totp
+        .verify(identity, &secret, code, std::time::SystemTime::now())
+        .map_err(|e| e.to_string())
 }
 
 /// A `NoticeResponse` (the client shows it at once, e.g. "approval required ...").
 fn notice(message: &str) -> Bytes {
     let mut b = BytesMut::new();
-    NoticeResponse { fields: protocol::postgres::backend::ErrorFields::new(Severity::Notice, "00000", message) }.encode(&mut b);
+    NoticeResponse {
+        fields: protocol::postgres::backend::ErrorFields::new(Severity::Notice, "00000", message),
+    }
+    .encode(&mut b);
     b.freeze()
 }
 
@@ -989,9 +1242,18 @@ mod tests {
 
     #[test]
     fn otp_statements_are_recognised() {
-        assert_eq!(otp_code("SET bastion.otp = '123456'").as_deref(), Some("123456"));
-        assert_eq!(otp_code("set bastion.otp to 123456;").as_deref(), Some("123456"));
-        assert_eq!(otp_code("SET bastion.otp = 'abc'").as_deref(), Some("invalid"));
+        assert_eq!(
+            otp_code("SET bastion.otp = '123456'").as_deref(),
+            Some("123456")
+        );
+        assert_eq!(
+            otp_code("set bastion.otp to 123456;").as_deref(),
+            Some("123456")
+        );
+        assert_eq!(
+            otp_code("SET bastion.otp = 'abc'").as_deref(),
+            Some("invalid")
+        );
         assert_eq!(otp_code("SET search_path = app"), None);
         assert_eq!(otp_code("SELECT 1"), None);
     }

@@ -22,7 +22,12 @@ pub fn ready(status: TransactionStatus) -> Bytes {
 }
 
 /// An `ERROR` then `ReadyForQuery`.
-pub fn error_then_ready(code: &str, message: &str, hint: Option<&str>, status: TransactionStatus) -> Bytes {
+pub fn error_then_ready(
+    code: &str,
+    message: &str,
+    hint: Option<&str>,
+    status: TransactionStatus,
+) -> Bytes {
     let mut b = BytesMut::from(&error(code, message, hint)[..]);
     b.extend_from_slice(&ready(status));
     b.freeze()

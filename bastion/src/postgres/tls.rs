@@ -19,7 +19,9 @@ pub struct ServerTls {
 /// ecdsa-with-SHA256 (1.2.840.10045.4.3.2) and sha256WithRSAEncryption (1.2.840.113549.1.1.11).
 const SHA256_SIG_OIDS: [&[u8]; 2] = [
     &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
-    &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b],
+    &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b,
+    ],
 ];
 
 impl ServerTls {
@@ -28,10 +30,15 @@ impl ServerTls {
         let identity = TlsIdentity::load_or_generate(config)?;
         let cert_hash = identity.chain.first().and_then(|leaf| {
             let der = leaf.as_ref();
-            let sha256_signed = SHA256_SIG_OIDS.iter().any(|oid| der.windows(oid.len()).any(|w| w == *oid));
+            let sha256_signed = SHA256_SIG_OIDS
+                .iter()
+                .any(|oid| der.windows(oid.len()).any(|w| w == *oid));
             sha256_signed.then(|| Sha256::digest(der).to_vec())
         });
-        Ok(ServerTls { acceptor: tokio_rustls::TlsAcceptor::from(identity.server_config()?), cert_hash })
+        Ok(ServerTls {
+            acceptor: tokio_rustls::TlsAcceptor::from(identity.server_config()?),
+            cert_hash,
+        })
     }
 }
 

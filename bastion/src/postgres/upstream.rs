@@ -77,7 +77,12 @@ pub async fn connect(
     max_frame: usize,
     timeout: Duration,
 ) -> Result<Upstream, UpstreamError> {
-    match tokio::time::timeout(timeout, connect_inner(target, password, database, client_params, max_frame)).await {
+    match tokio::time::timeout(
+        timeout,
+        connect_inner(target, password, database, client_params, max_frame),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(_) => Err(UpstreamError::Protocol {
             target: target.name.clone(),
@@ -94,25 +99,45 @@ async fn connect_inner(
     max_frame: usize,
 ) -> Result<Upstream, UpstreamError> {
     let name = target.name.clone();
-    let proto = |reason: String| UpstreamError::Protocol { target: name.clone(), reason };
+    let proto = |reason: String| UpstreamError::Protocol {
+        target: name.clone(),
+        reason,
+    };
     let mut tcp = TcpStream::connect(&target.address)
         .await
-        .map_err(|source| UpstreamError::Connect { target: target.name.clone(), source })?;
+        .map_err(|source| UpstreamError::Connect {
+            target: target.name.clone(),
+            source,
+        })?;
     let _ = tcp.set_nodelay(true);
     let mut cert_hash = None;
     let mut stream: BoxStream = match &target.tls {
         Some(UpstreamTls::VerifyFull { root }) => {
             let mut req = BytesMut::new();
             StartupPacket::encode_ssl_request(&mut req);
-            tcp.write_all(&req).await.map_err(|e| proto(e.to_string()))?;
+            super::stream::send(&mut tcp, &req)
+                .await
+                .map_err(|e| proto(e.to_string()))?;
             let mut answer = [0u8; 1];
-            tcp.read_exact(&mut answer).await.map_err(|e| proto(e.to_string()))?;
+            tcp.read_exact(&mut answer)
+                .await
+                .map_err(|e| proto(e.to_string()))?;
             if answer[0] != b'S' {
-                return Err(UpstreamError::Tls { target: name, reason: "the server does not accept TLS".into() });
+                return Err(UpstreamError::Tls {
+                    target: name,
+                    reason: "the server does not accept TLS".into(),
+                });
             }
-            let tls_err = |reason: String| UpstreamError::Tls { target: target.name.clone(), reason };
+            let tls_err = |reason: String| UpstreamError::Tls {
+                target: target.name.clone(),
+                reason,
+            };
             let config = client_tls_config(root).map_err(|e| tls_err(e.to_string()))?;
-            let host = target.address.rsplit_once(':').map(|(h, _)| h).unwrap_or(&target.address);
+            let host = target
+                .address
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(&target.address);
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let server_name = rustls::pki_types::ServerName::try_from(host.to_string())
                 .map_err(|e| tls_err(format!("invalid host name {host:?}: {e}")))?;
@@ -141,7 +166,9 @@ async fn connect_inner(
     params.extend(client_params.iter().cloned());
     let mut startup = BytesMut::new();
     StartupPacket::encode_startup(&mut startup, 196608, &params);
-    stream.write_all(&startup).await.map_err(|e| proto(e.to_string()))?;
+    super::stream::send(&mut stream, &startup)
+        .await
+        .map_err(|e| proto(e.to_string()))?;
 
     let mut buf = BytesMut::with_capacity(8192);
     let mut scram: Option<ScramClient> = None;
@@ -154,13 +181,18 @@ async fn connect_inner(
         status: TransactionStatus::Idle,
     };
     loop {
-        let frame = read_frame(&mut up.stream, &mut buf, max_frame).await.map_err(proto)?;
+        let frame = read_frame(&mut up.stream, &mut buf, max_frame)
+            .await
+            .map_err(proto)?;
         let msg = BackendMessage::decode(&frame).map_err(|e| proto(e.to_string()))?;
         let mut out = BytesMut::new();
         match msg {
             BackendMessage::Authentication(Authentication::Ok) => {}
             BackendMessage::Authentication(Authentication::CleartextPassword) => {
-                PasswordMessage { password: password.to_string() }.encode(&mut out);
+                PasswordMessage {
+                    password: password.to_string(),
+                }
+                .encode(&mut out);
             }
             BackendMessage::Authentication(Authentication::Md5Password { .. }) => {
                 return Err(UpstreamError::Login {
@@ -171,23 +203,41 @@ async fn connect_inner(
             BackendMessage::Authentication(Authentication::Sasl { mechanisms }) => {
                 let mut client = ScramClient::new(password, ChannelBinding::NotSupported);
                 if !mechanisms.iter().any(|m| m == client.mechanism()) {
-                    return Err(UpstreamError::Login { target: name, reason: format!("no supported SASL mechanism in {mechanisms:?}") });
+                    return Err(UpstreamError::Login {
+                        target: name,
+                        reason: format!("no supported SASL mechanism in {mechanisms:?}"),
+                    });
                 }
-                SaslInitialResponse { mechanism: client.mechanism().to_string(), data: Some(client.client_first().into()) }.encode(&mut out);
+                SaslInitialResponse {
+                    mechanism: client.mechanism().to_string(),
+                    data: Some(client.client_first().into()),
+                }
+                .encode(&mut out);
                 scram = Some(client);
             }
             BackendMessage::Authentication(Authentication::SaslContinue { data }) => {
-                let client = scram.as_mut().ok_or_else(|| proto("unexpected SASL continue".into()))?;
-                let reply = client
-                    .handle_server_first(&data)
-                    .map_err(|e| UpstreamError::Login { target: name.clone(), reason: e.to_string() })?;
+                let client = scram
+                    .as_mut()
+                    .ok_or_else(|| proto("unexpected SASL continue".into()))?;
+                let reply =
+                    client
+                        .handle_server_first(&data)
+                        .map_err(|e| UpstreamError::Login {
+                            target: name.clone(),
+                            reason: e.to_string(),
+                        })?;
                 SaslResponse { data: reply.into() }.encode(&mut out);
             }
             BackendMessage::Authentication(Authentication::SaslFinal { data }) => {
-                let client = scram.as_mut().ok_or_else(|| proto("unexpected SASL final".into()))?;
+                let client = scram
+                    .as_mut()
+                    .ok_or_else(|| proto("unexpected SASL final".into()))?;
                 client
                     .verify_server_final(&data)
-                    .map_err(|e| UpstreamError::Login { target: name.clone(), reason: format!("server signature: {e}") })?;
+                    .map_err(|e| UpstreamError::Login {
+                        target: name.clone(),
+                        reason: format!("server signature: {e}"),
+                    })?;
             }
             BackendMessage::ParameterStatus(ParameterStatus { name: key, value }) => {
                 if key == "standard_conforming_strings" {
@@ -215,13 +265,19 @@ async fn connect_inner(
             other => return Err(proto(format!("unexpected message during login: {other:?}"))),
         }
         if !out.is_empty() {
-            up.stream.write_all(&out).await.map_err(|e| proto(e.to_string()))?;
+            super::stream::send(&mut up.stream, &out)
+                .await
+                .map_err(|e| proto(e.to_string()))?;
         }
     }
 }
 
 /// Reads one frame (protocol frames only; startup-phase replies are not frames).
-async fn read_frame(stream: &mut BoxStream, buf: &mut BytesMut, max_frame: usize) -> Result<Frame, String> {
+async fn read_frame(
+    stream: &mut BoxStream,
+    buf: &mut BytesMut,
+    max_frame: usize,
+) -> Result<Frame, String> {
     loop {
         match decode_frame(buf, max_frame) {
             Ok(Some(f)) => return Ok(f),

@@ -152,7 +152,9 @@ impl SessionGate {
             SshAction::Exec(line) => engine.decide_shell(&self.identity, &self.target, line, &ctx),
             // The pty shell's lines are issue 8's; entering the shell is decided as connecting.
             SshAction::Shell => engine.decide_connect(&self.identity, &self.target, &ctx),
-            SshAction::File { op, path, .. } => engine.decide_sftp(&self.identity, &self.target, *op, path, &ctx),
+            SshAction::File { op, path, .. } => {
+                engine.decide_sftp(&self.identity, &self.target, *op, path, &ctx)
+            }
             SshAction::Forward { host, port, .. } => {
                 engine.decide_forward(&self.identity, &self.target, host, *port, &ctx)
             }
@@ -170,7 +172,9 @@ impl SessionGate {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let time = now_micros();
         let text = match &action {
-            SshAction::Exec(_) if !verdict.redacted_text.is_empty() => verdict.redacted_text.clone(),
+            SshAction::Exec(_) if !verdict.redacted_text.is_empty() => {
+                verdict.redacted_text.clone()
+            }
             _ => action.text(),
         };
         self.info.set_last_action(&text);
@@ -199,7 +203,10 @@ impl SessionGate {
         if let Err(e) = self.services.recorder.action(row).await {
             if !self.services.config.recorder.allow_on_error {
                 tracing::error!(error = %e, session = %self.session_id, "cannot record action: refused");
-                return Admission::Refused { seq, message: format!("bastion: the action cannot be recorded ({e}); refused") };
+                return Admission::Refused {
+                    seq,
+                    message: format!("bastion: the action cannot be recorded ({e}); refused"),
+                };
             }
             tracing::error!(error = %e, session = %self.session_id, "cannot record action: allowed by on_recorder_error");
         }
@@ -210,7 +217,10 @@ impl SessionGate {
                 self.refused(seq, time, "denied", &message, None).await;
                 Admission::Refused { seq, message }
             }
-            Decision::StepUp => self.hold(seq, time, &action, &text, &verdict, on_hold).await,
+            Decision::StepUp => {
+                self.hold(seq, time, &action, &text, &verdict, on_hold)
+                    .await
+            }
         }
     }
 
@@ -250,7 +260,11 @@ impl SessionGate {
             target: self.target.clone(),
             protocol: Protocol::Ssh,
             text: text.to_string(),
-            digest: action_digest(&self.session_id, u64::try_from(seq).unwrap_or_default(), exact.as_bytes()),
+            digest: action_digest(
+                &self.session_id,
+                u64::try_from(seq).unwrap_or_default(),
+                exact.as_bytes(),
+            ),
             facts: verdict.facts.clone(),
             policy_ids: verdict.policy_ids.clone(),
             approver_groups: verdict.approver_groups.clone(),
@@ -275,13 +289,21 @@ impl SessionGate {
                 };
                 if let Err(e) = self.services.recorder.outcome(row).await {
                     if !self.services.config.recorder.allow_on_error {
-                        return Admission::Refused { seq, message: format!("bastion: the approval cannot be recorded ({e}); refused") };
+                        return Admission::Refused {
+                            seq,
+                            message: format!(
+                                "bastion: the approval cannot be recorded ({e}); refused"
+                            ),
+                        };
                     }
                 }
                 Admission::Allowed { seq }
             }
             StepUpOutcome::Denied { by, reason } => {
-                let message = format!("{} (request {id} denied by {by}: {reason})", verdict.message);
+                let message = format!(
+                    "{} (request {id} denied by {by}: {reason})",
+                    verdict.message
+                );
                 self.refused(seq, time, "denied", &message, None).await;
                 Admission::Refused { seq, message }
             }
@@ -298,7 +320,14 @@ impl SessionGate {
         }
     }
 
-    async fn refused(&self, seq: i64, started: Micros, outcome: &str, message: &str, exit_status: Option<i32>) {
+    async fn refused(
+        &self,
+        seq: i64,
+        started: Micros,
+        outcome: &str,
+        message: &str,
+        exit_status: Option<i32>,
+    ) {
         let now = now_micros();
         let row = ActionOutcome {
             session_id: self.session_id.clone(),

@@ -62,7 +62,12 @@ struct Connection {
 
 /// Serves one accepted TCP connection until it ends, then records the session's end. `shutdown`
 /// disconnects it (and is the parent of the session's kill switch).
-pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, services: Arc<SshServices>, shutdown: CancellationToken) {
+pub async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    services: Arc<SshServices>,
+    shutdown: CancellationToken,
+) {
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let ended = CancellationToken::new();
     let handler = Connection {
@@ -77,7 +82,12 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, services: Arc
         session_channels: HashSet::new(),
     };
     let login = services.config.limits.login_timeout;
-    let running = match tokio::time::timeout(login, server::run_stream(services.server_config.clone(), stream, handler)).await {
+    let running = match tokio::time::timeout(
+        login,
+        server::run_stream(services.server_config.clone(), stream, handler),
+    )
+    .await
+    {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "ssh handshake failed");
@@ -136,7 +146,14 @@ fn set_reason(outcome: &Mutex<Outcome>, reason: &str) {
 }
 
 impl Connection {
-    async fn entry_row(&self, identity: &str, method: &str, result: &str, reason: Option<String>, session_id: Option<String>) {
+    async fn entry_row(
+        &self,
+        identity: &str,
+        method: &str,
+        result: &str,
+        reason: Option<String>,
+        session_id: Option<String>,
+    ) {
         let row = EntryRow {
             time: now_micros(),
             identity: identity.to_string(),
@@ -153,46 +170,75 @@ impl Connection {
     }
 
     /// One authentication attempt: route, lockout, proof; records the `entries` row.
-    async fn attempt(&mut self, name: &str, method: &str, proof: impl FnOnce(&User) -> Result<(), String>) -> Auth {
+    async fn attempt(
+        &mut self,
+        name: &str,
+        method: &str,
+        proof: impl FnOnce(&User) -> Result<(), String>,
+    ) -> Auth {
         let ip = self.peer.ip();
         let Some(route) = parse_route(name) else {
             let delay = self.services.lockouts.failure(name, ip);
             tokio::time::sleep(delay).await;
             let reason = format!("user name {name:?} is not identity@target");
-            self.entry_row(name, method, "fail", Some(reason), None).await;
+            self.entry_row(name, method, "fail", Some(reason), None)
+                .await;
             return Auth::reject();
         };
         if let Err(remaining) = self.services.lockouts.check(&route.identity, ip) {
             let reason = format!("locked out for {}s more", remaining.as_secs());
-            self.entry_row(&route.identity, method, "locked", Some(reason), None).await;
+            self.entry_row(&route.identity, method, "locked", Some(reason), None)
+                .await;
             return Auth::reject();
         }
         let config = &self.services.config;
-        let checked = match (config.users.get(&route.identity), config.targets.get(&route.target)) {
+        let checked = match (
+            config.users.get(&route.identity),
+            config.targets.get(&route.target),
+        ) {
             (None, _) => Err("unknown identity".to_string()),
             (_, None) => Err(format!("unknown target {}", route.target)),
-            (Some(_), Some(t)) if t.protocol != Protocol::Ssh => Err(format!("target {} is not an ssh target", t.name)),
+            (Some(_), Some(t)) if t.protocol != Protocol::Ssh => {
+                Err(format!("target {} is not an ssh target", t.name))
+            }
             (Some(user), Some(target)) => proof(user).map(|()| (user.clone(), target.clone())),
         };
         match checked {
             Ok((user, target)) => {
                 self.services.lockouts.success(&route.identity);
                 let session_id = new_session_id();
-                self.entry_row(&route.identity, method, "ok", None, Some(session_id.clone())).await;
-                self.proven = Some(Proven { user, target, session_id });
+                self.entry_row(
+                    &route.identity,
+                    method,
+                    "ok",
+                    None,
+                    Some(session_id.clone()),
+                )
+                .await;
+                self.proven = Some(Proven {
+                    user,
+                    target,
+                    session_id,
+                });
                 Auth::Accept
             }
             Err(reason) => {
                 let delay = self.services.lockouts.failure(&route.identity, ip);
                 tokio::time::sleep(delay).await;
-                self.entry_row(&route.identity, method, "fail", Some(reason), None).await;
+                self.entry_row(&route.identity, method, "fail", Some(reason), None)
+                    .await;
                 Auth::reject()
             }
         }
     }
 
     /// After entry: register, record the start, decide `connect`, log in upstream.
-    async fn establish(&mut self, proven: Proven, handle: server::Handle, client: String) -> Result<Live, String> {
+    async fn establish(
+        &mut self,
+        proven: Proven,
+        handle: server::Handle,
+        client: String,
+    ) -> Result<Live, String> {
         let services = self.services.clone();
         let limits = &services.config.limits;
         let registered = services
@@ -207,7 +253,12 @@ impl Connection {
                 &self.shutdown,
             )
             .map_err(|e| e.to_string())?;
-        let gate = Arc::new(SessionGate::new(services.clone(), registered.info.clone(), proven.user.kind, self.peer.ip()));
+        let gate = Arc::new(SessionGate::new(
+            services.clone(),
+            registered.info.clone(),
+            proven.user.kind,
+            self.peer.ip(),
+        ));
         let start = SessionStart {
             session_id: proven.session_id.clone(),
             time: now_micros(),
@@ -230,18 +281,33 @@ impl Connection {
                 return Err(format!("the session cannot be recorded ({e})"));
             }
         }
-        let ctx = RequestContext { source_ip: Some(self.peer.ip()), mfa_age_secs: None, now_unix: chrono::Utc::now().timestamp() };
-        let verdict = (services.engine)().decide_connect(&proven.user.name, &proven.target.name, &ctx);
+        let ctx = RequestContext {
+            source_ip: Some(self.peer.ip()),
+            mfa_age_secs: None,
+            now_unix: chrono::Utc::now().timestamp(),
+        };
+        let verdict =
+            (services.engine)().decide_connect(&proven.user.name, &proven.target.name, &ctx);
         if verdict.decision != Decision::Allow {
             let message = match verdict.decision {
-                Decision::StepUp => format!("{} (step-up at connect is not supported on ssh)", verdict.message),
+                Decision::StepUp => format!(
+                    "{} (step-up at connect is not supported on ssh)",
+                    verdict.message
+                ),
                 _ => verdict.message.clone(),
             };
             set_reason(&self.outcome, &format!("connect_denied: {message}"));
             return Err(message);
         }
         let sink = ForwardedSink::new(handle.clone());
-        let upstream = match upstream::connect(&proven.target, services.client_key.clone(), limits.login_timeout, Some(sink.clone())).await {
+        let upstream = match upstream::connect(
+            &proven.target,
+            services.client_key.clone(),
+            limits.login_timeout,
+            Some(sink.clone()),
+        )
+        .await
+        {
             Ok(u) => Arc::new(u),
             Err(e) => {
                 tracing::warn!(session = %proven.session_id, error = %e, "upstream connect failed");
@@ -275,7 +341,12 @@ impl Connection {
         true
     }
 
-    fn reply(&self, channel: ChannelId, ok: bool, session: &mut Session) -> Result<(), russh::Error> {
+    fn reply(
+        &self,
+        channel: ChannelId,
+        ok: bool,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
         if ok && self.session_channels.contains(&channel) {
             session.channel_success(channel)
         } else {
@@ -287,7 +358,11 @@ impl Connection {
 impl server::Handler for Connection {
     type Error = russh::Error;
 
-    async fn auth_publickey(&mut self, user: &str, key: server::VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
         let key = key.public_key.clone();
         Ok(self
             .attempt(user, "publickey", |u| {
@@ -300,13 +375,19 @@ impl server::Handler for Connection {
             .await)
     }
 
-    async fn auth_openssh_certificate(&mut self, user: &str, certificate: &Certificate) -> Result<Auth, Self::Error> {
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &Certificate,
+    ) -> Result<Auth, Self::Error> {
         let cas = self.services.user_cas.clone();
         let ip = self.peer.ip();
         let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default();
         let cert = certificate.clone();
         Ok(self
-            .attempt(user, "certificate", |u| check_certificate(&cert, &cas, &u.name, ip, now).map_err(|e| e.to_string()))
+            .attempt(user, "certificate", |u| {
+                check_certificate(&cert, &cas, &u.name, ip, now).map_err(|e| e.to_string())
+            })
             .await)
     }
 
@@ -318,7 +399,11 @@ impl server::Handler for Connection {
         match self.establish(proven, session.handle(), client).await {
             Ok(live) => self.live = Some(live),
             Err(message) => {
-                session.disconnect(Disconnect::ByApplication, &format!("bastion: {message}"), "en")?;
+                session.disconnect(
+                    Disconnect::ByApplication,
+                    &format!("bastion: {message}"),
+                    "en",
+                )?;
             }
         }
         Ok(())
@@ -331,7 +416,9 @@ impl server::Handler for Connection {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(live) = &self.live else {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         };
         if !self.reserve_channel() {
@@ -340,7 +427,12 @@ impl server::Handler for Connection {
         }
         self.session_channels.insert(channel.id());
         reply.accept().await;
-        let (gate, upstream, handle, open) = (live.gate.clone(), live.upstream.clone(), session.handle(), self.open_channels.clone());
+        let (gate, upstream, handle, open) = (
+            live.gate.clone(),
+            live.upstream.clone(),
+            session.handle(),
+            self.open_channels.clone(),
+        );
         tokio::spawn(async move {
             session_channel::run(channel, gate, upstream, handle).await;
             open.fetch_sub(1, Ordering::AcqRel);
@@ -359,38 +451,74 @@ impl server::Handler for Connection {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(live) = &self.live else {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         };
         if !self.reserve_channel() {
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
         }
-        let (gate, upstream, open) = (live.gate.clone(), live.upstream.clone(), self.open_channels.clone());
-        let (host, originator) = (host_to_connect.to_string(), (originator_address.to_string(), originator_port));
+        let (gate, upstream, open) = (
+            live.gate.clone(),
+            live.upstream.clone(),
+            self.open_channels.clone(),
+        );
+        let (host, originator) = (
+            host_to_connect.to_string(),
+            (originator_address.to_string(), originator_port),
+        );
         tokio::spawn(async move {
-            forward::direct_tcpip(channel, reply, host, port_to_connect, originator, gate, upstream).await;
+            forward::direct_tcpip(
+                channel,
+                reply,
+                host,
+                port_to_connect,
+                originator,
+                gate,
+                upstream,
+            )
+            .await;
             open.fetch_sub(1, Ordering::AcqRel);
         });
         Ok(())
     }
 
-    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.session_channels.remove(&channel);
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, _data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         // Accepted here; the decision is made by the channel task before the target runs it,
         // and a refusal is reported as stderr text and exit status 126.
         self.reply(channel, true, session)
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.reply(channel, true, session)
     }
 
-    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.reply(channel, name == "sftp", session)
     }
 
@@ -408,7 +536,13 @@ impl server::Handler for Connection {
         self.reply(channel, true, session)
     }
 
-    async fn env_request(&mut self, channel: ChannelId, _name: &str, _value: &str, session: &mut Session) -> Result<(), Self::Error> {
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.reply(channel, true, session)
     }
 
@@ -436,12 +570,23 @@ impl server::Handler for Connection {
         session.channel_failure(channel)
     }
 
-    async fn agent_request(&mut self, _channel: ChannelId, _session: &mut Session) -> Result<bool, Self::Error> {
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         Ok(false)
     }
 
-    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, _session: &mut Session) -> Result<bool, Self::Error> {
-        let Some(live) = &self.live else { return Ok(false) };
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let Some(live) = &self.live else {
+            return Ok(false);
+        };
         match forward::remote_forward(address, *port, &live.gate, &live.upstream).await {
             Some(bound) => {
                 *port = bound;
@@ -451,8 +596,19 @@ impl server::Handler for Connection {
         }
     }
 
-    async fn cancel_tcpip_forward(&mut self, address: &str, port: u32, _session: &mut Session) -> Result<bool, Self::Error> {
-        let Some(live) = &self.live else { return Ok(false) };
-        Ok(live.upstream.cancel_tcpip_forward(address.to_string(), port).await.is_ok())
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let Some(live) = &self.live else {
+            return Ok(false);
+        };
+        Ok(live
+            .upstream
+            .cancel_tcpip_forward(address.to_string(), port)
+            .await
+            .is_ok())
     }
 }

@@ -4,7 +4,9 @@
 //! ways and recorded as the forward's outcome when the channel closes.
 use super::action_gate::{Admission, Finished, SessionGate, SshAction};
 use super::upstream::Upstream;
-use russh::{client, server, Channel, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf};
+use russh::{
+    client, server, Channel, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,21 +26,40 @@ pub async fn direct_tcpip(
         return;
     };
     let started = Instant::now();
-    let seq = match gate.admit(SshAction::Forward { kind: "direct-tcpip", host: &host, port: port16 }, |_| async {}).await {
+    let seq = match gate
+        .admit(
+            SshAction::Forward {
+                kind: "direct-tcpip",
+                host: &host,
+                port: port16,
+            },
+            |_| async {},
+        )
+        .await
+    {
         Admission::Allowed { seq } => seq,
         Admission::Refused { message, .. } => {
             tracing::info!(session = %gate.session_id, %host, port, %message, "forward refused");
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return;
         }
     };
-    let up = match upstream.channel_open_direct_tcpip(host.clone(), port, originator.0, originator.1).await {
+    let up = match upstream
+        .channel_open_direct_tcpip(host.clone(), port, originator.0, originator.1)
+        .await
+    {
         Ok(c) => c,
         Err(e) => {
             gate.finish(
                 seq,
                 started,
-                Finished { outcome: "error", message: Some(format!("target could not connect: {e}")), ..Default::default() },
+                Finished {
+                    outcome: "error",
+                    message: Some(format!("target could not connect: {e}")),
+                    ..Default::default()
+                },
             )
             .await;
             reply.reject(ChannelOpenFailure::ConnectFailed).await;
@@ -47,7 +68,17 @@ pub async fn direct_tcpip(
     };
     reply.accept().await;
     let (bytes_in, bytes_out) = pipe(down, up, gate.clone()).await;
-    gate.finish(seq, started, Finished { outcome: "ok", bytes_in, bytes_out, ..Default::default() }).await;
+    gate.finish(
+        seq,
+        started,
+        Finished {
+            outcome: "ok",
+            bytes_in,
+            bytes_out,
+            ..Default::default()
+        },
+    )
+    .await;
 }
 
 /// Carries connections the target accepted on a remote forward back to the client.
@@ -61,7 +92,10 @@ impl ForwardedSink {
     /// A sink writing to the client connection behind `handle`; the gate is set once the
     /// session is established.
     pub fn new(handle: server::Handle) -> ForwardedSink {
-        ForwardedSink { handle, gate: Arc::new(tokio::sync::OnceCell::new()) }
+        ForwardedSink {
+            handle,
+            gate: Arc::new(tokio::sync::OnceCell::new()),
+        }
     }
 
     /// Sets the session gate (byte counters).
@@ -80,14 +114,19 @@ impl ForwardedSink {
         reply: client::ChannelOpenHandle,
     ) {
         let Some(gate) = self.gate.get().cloned() else {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return;
         };
         let handle = self.handle.clone();
         let (address, originator) = (address.to_string(), originator.to_string());
         // Opening the client channel waits for the client: do it off the upstream session loop.
         tokio::spawn(async move {
-            match handle.channel_open_forwarded_tcpip(address, port, originator, originator_port).await {
+            match handle
+                .channel_open_forwarded_tcpip(address, port, originator, originator_port)
+                .await
+            {
                 Ok(down) => {
                     reply.accept().await;
                     pipe(down, up, gate).await;
@@ -99,19 +138,47 @@ impl ForwardedSink {
 }
 
 /// Decides an `ssh -R` request and asks the target to listen; `Some(port)` when it does.
-pub async fn remote_forward(address: &str, port: u32, gate: &SessionGate, upstream: &Upstream) -> Option<u32> {
+pub async fn remote_forward(
+    address: &str,
+    port: u32,
+    gate: &SessionGate,
+    upstream: &Upstream,
+) -> Option<u32> {
     let port16 = u16::try_from(port).ok()?;
-    match gate.admit(SshAction::Forward { kind: "tcpip-forward", host: address, port: port16 }, |_| async {}).await {
-        Admission::Allowed { seq } => match upstream.tcpip_forward(address.to_string(), port).await {
+    match gate
+        .admit(
+            SshAction::Forward {
+                kind: "tcpip-forward",
+                host: address,
+                port: port16,
+            },
+            |_| async {},
+        )
+        .await
+    {
+        Admission::Allowed { seq } => match upstream.tcpip_forward(address.to_string(), port).await
+        {
             Ok(bound) => {
-                gate.finish(seq, Instant::now(), Finished { outcome: "ok", ..Default::default() }).await;
+                gate.finish(
+                    seq,
+                    Instant::now(),
+                    Finished {
+                        outcome: "ok",
+                        ..Default::default()
+                    },
+                )
+                .await;
                 Some(if bound == 0 { port } else { bound })
             }
             Err(e) => {
                 gate.finish(
                     seq,
                     Instant::now(),
-                    Finished { outcome: "error", message: Some(format!("target refused to listen: {e}")), ..Default::default() },
+                    Finished {
+                        outcome: "error",
+                        message: Some(format!("target refused to listen: {e}")),
+                        ..Default::default()
+                    },
                 )
                 .await;
                 None
@@ -123,7 +190,11 @@ pub async fn remote_forward(address: &str, port: u32, gate: &SessionGate, upstre
 
 /// Relays a forwarded byte stream both ways until both sides are done; returns
 /// (client → target, target → client) byte counts.
-pub async fn pipe(down: Channel<server::Msg>, up: Channel<client::Msg>, gate: Arc<SessionGate>) -> (u64, u64) {
+pub async fn pipe(
+    down: Channel<server::Msg>,
+    up: Channel<client::Msg>,
+    gate: Arc<SessionGate>,
+) -> (u64, u64) {
     let (down_rx, down_tx) = down.split();
     let (up_rx, up_tx) = up.split();
     let bytes_in = Arc::new(AtomicU64::new(0));
@@ -139,11 +210,18 @@ pub async fn pipe(down: Channel<server::Msg>, up: Channel<client::Msg>, gate: Ar
         _ = async { tokio::join!(a, b) } => {}
         _ = kill.cancelled() => {}
     }
-    (bytes_in.load(Ordering::Relaxed), bytes_out.load(Ordering::Relaxed))
+    (
+        bytes_in.load(Ordering::Relaxed),
+        bytes_out.load(Ordering::Relaxed),
+    )
 }
 
-async fn one_way<S>(mut rx: ChannelReadHalf, tx: ChannelWriteHalf<S>, counter: Arc<AtomicU64>, count: impl Fn(u64))
-where
+async fn one_way<S>(
+    mut rx: ChannelReadHalf,
+    tx: ChannelWriteHalf<S>,
+    counter: Arc<AtomicU64>,
+    count: impl Fn(u64),
+) where
     S: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
 {
     loop {

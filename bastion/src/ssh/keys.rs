@@ -46,16 +46,26 @@ pub fn ssh_state_dir(state_dir: &Path) -> PathBuf {
 /// Loads the Ed25519 key at `path`, or generates one and writes it (mode 0600) with its `.pub`.
 pub fn load_or_generate(path: &Path, comment: &str) -> Result<PrivateKey, KeyError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => PrivateKey::from_openssh(text.as_bytes())
-            .map_err(|e| KeyError::Parse { path: path.to_path_buf(), message: e.to_string() }),
+        Ok(text) => PrivateKey::from_openssh(text.as_bytes()).map_err(|e| KeyError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => generate(path, comment),
-        Err(source) => Err(KeyError::Io { what: "read", path: path.to_path_buf(), source }),
+        Err(source) => Err(KeyError::Io {
+            what: "read",
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
 fn generate(path: &Path, comment: &str) -> Result<PrivateKey, KeyError> {
     use rand::RngCore;
-    let io = |what, source| KeyError::Io { what, path: path.to_path_buf(), source };
+    let io = |what, source| KeyError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io("create directory for", e))?;
     }
@@ -63,11 +73,17 @@ fn generate(path: &Path, comment: &str) -> Result<PrivateKey, KeyError> {
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let keypair = Ed25519Keypair::from_seed(&seed);
     seed.fill(0);
-    let key = PrivateKey::new(KeypairData::from(keypair), comment)
-        .map_err(|e| KeyError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+    let key =
+        PrivateKey::new(KeypairData::from(keypair), comment).map_err(|e| KeyError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     let pem = key
         .to_openssh(LineEnding::LF)
-        .map_err(|e| KeyError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        .map_err(|e| KeyError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     // Write to a temporary name then rename, so a crash never leaves half a key behind.
     let tmp = path.with_extension("tmp");
     {
@@ -85,8 +101,11 @@ fn generate(path: &Path, comment: &str) -> Result<PrivateKey, KeyError> {
     std::fs::rename(&tmp, path).map_err(|e| io("write", e))?;
     let public = public_line(key.public_key());
     let pub_path = path.with_extension("pub");
-    std::fs::write(&pub_path, format!("{public}\n"))
-        .map_err(|source| KeyError::Io { what: "write", path: pub_path, source })?;
+    std::fs::write(&pub_path, format!("{public}\n")).map_err(|source| KeyError::Io {
+        what: "write",
+        path: pub_path,
+        source,
+    })?;
     tracing::info!(path = %path.display(), fingerprint = %fingerprint(key.public_key()), "generated ssh key");
     Ok(key)
 }
@@ -107,10 +126,18 @@ pub fn load_user_cas(path: &Path) -> Result<Vec<PublicKey>, KeyError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(KeyError::Io { what: "read", path: path.to_path_buf(), source }),
+        Err(source) => {
+            return Err(KeyError::Io {
+                what: "read",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
-    parse_public_keys(&text)
-        .map_err(|(line, message)| KeyError::Parse { path: path.to_path_buf(), message: format!("line {line}: {message}") })
+    parse_public_keys(&text).map_err(|(line, message)| KeyError::Parse {
+        path: path.to_path_buf(),
+        message: format!("line {line}: {message}"),
+    })
 }
 
 /// Parses OpenSSH public key lines; the error names the 1-based line.
@@ -138,7 +165,10 @@ mod tests {
         let again = load_or_generate(&path, "bastion host key").unwrap();
         assert_eq!(first.public_key(), again.public_key());
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
         assert!(public.starts_with("ssh-ed25519 AAAA"), "{public}");
         assert!(fingerprint(first.public_key()).starts_with("SHA256:"));
@@ -150,7 +180,10 @@ mod tests {
         let path = dir.path().join("host_ed25519");
         std::fs::write(&path, "not a key").unwrap();
         let err = load_or_generate(&path, "x").unwrap_err().to_string();
-        assert!(err.contains("host_ed25519") && err.contains("not a valid OpenSSH key"), "{err}");
+        assert!(
+            err.contains("host_ed25519") && err.contains("not a valid OpenSSH key"),
+            "{err}"
+        );
     }
 
     #[test]

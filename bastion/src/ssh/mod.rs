@@ -111,7 +111,8 @@ impl SshServices {
     ) -> Result<SshServices, SetupError> {
         let dir = keys::ssh_state_dir(&config.server.state_dir);
         let host_key = keys::load_or_generate(&dir.join(keys::HOST_KEY_FILE), "bastion host key")?;
-        let client_key = keys::load_or_generate(&dir.join(keys::CLIENT_KEY_FILE), "bastion upstream key")?;
+        let client_key =
+            keys::load_or_generate(&dir.join(keys::CLIENT_KEY_FILE), "bastion upstream key")?;
         let user_cas = keys::load_user_cas(&dir.join(keys::USER_CA_FILE))?;
         let server_config = russh::server::Config {
             server_id: russh::SshId::Standard("SSH-2.0-bastion".into()),
@@ -144,7 +145,10 @@ impl SshServices {
     }
 
     /// Builds the services from the running bastion's shared state (engine hot reload kept).
-    pub fn from_shared(shared: &Arc<crate::state::Shared>, broker: Option<Arc<Broker>>) -> Result<SshServices, SetupError> {
+    pub fn from_shared(
+        shared: &Arc<crate::state::Shared>,
+        broker: Option<Arc<Broker>>,
+    ) -> Result<SshServices, SetupError> {
         let source = shared.clone();
         SshServices::new(
             shared.config.clone(),

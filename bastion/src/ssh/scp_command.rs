@@ -61,9 +61,8 @@ fn words(line: &str) -> Option<Vec<String>> {
                 in_word = true;
                 cur.push(chars.next()?);
             }
-            ';' | '&' | '|' | '<' | '>' | '$' | '`' | '(' | ')' | '\n' | '\r' | '*' | '?' | '[' | '~' | '#' | '{' => {
-                return None
-            }
+            ';' | '&' | '|' | '<' | '>' | '$' | '`' | '(' | ')' | '\n' | '\r' | '*' | '?' | '['
+            | '~' | '#' | '{' => return None,
             c => {
                 in_word = true;
                 cur.push(c);
@@ -94,7 +93,11 @@ pub fn parse_scp(line: &str) -> Option<ScpRequest> {
             for flag in w.chars().skip(1) {
                 match flag {
                     't' | 'f' => {
-                        let this = if flag == 't' { SftpOp::Write } else { SftpOp::Read };
+                        let this = if flag == 't' {
+                            SftpOp::Write
+                        } else {
+                            SftpOp::Read
+                        };
                         if op.is_some_and(|o| o != this) {
                             return None;
                         }
@@ -110,7 +113,11 @@ pub fn parse_scp(line: &str) -> Option<ScpRequest> {
         }
     }
     match (op, paths.as_slice()) {
-        (Some(op), [path]) if !path.is_empty() => Some(ScpRequest { op, recursive, path: path.clone() }),
+        (Some(op), [path]) if !path.is_empty() => Some(ScpRequest {
+            op,
+            recursive,
+            path: path.clone(),
+        }),
         _ => None,
     }
 }
@@ -123,15 +130,27 @@ mod tests {
     fn upload_and_download_lines() {
         assert_eq!(
             parse_scp("scp -t /tmp/"),
-            Some(ScpRequest { op: SftpOp::Write, recursive: false, path: "/tmp/".into() })
+            Some(ScpRequest {
+                op: SftpOp::Write,
+                recursive: false,
+                path: "/tmp/".into()
+            })
         );
         assert_eq!(
             parse_scp("scp -v -r -d -t -- '/tmp/my dir'"),
-            Some(ScpRequest { op: SftpOp::Write, recursive: true, path: "/tmp/my dir".into() })
+            Some(ScpRequest {
+                op: SftpOp::Write,
+                recursive: true,
+                path: "/tmp/my dir".into()
+            })
         );
         assert_eq!(
             parse_scp("scp -f -- /etc/hosts"),
-            Some(ScpRequest { op: SftpOp::Read, recursive: false, path: "/etc/hosts".into() })
+            Some(ScpRequest {
+                op: SftpOp::Read,
+                recursive: false,
+                path: "/etc/hosts".into()
+            })
         );
     }
 

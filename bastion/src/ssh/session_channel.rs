@@ -37,13 +37,26 @@ enum Purpose {
 }
 
 /// Runs a session channel to its end.
-pub async fn run(down: Channel<server::Msg>, gate: Arc<SessionGate>, upstream: Arc<Upstream>, handle: server::Handle) {
+pub async fn run(
+    down: Channel<server::Msg>,
+    gate: Arc<SessionGate>,
+    upstream: Arc<Upstream>,
+    handle: server::Handle,
+) {
     let (mut down_rx, down_tx) = down.split();
     let mut pty = None;
     let mut env = Vec::new();
     let purpose = loop {
         match down_rx.wait().await {
-            Some(ChannelMsg::RequestPty { term, col_width, row_height, pix_width, pix_height, terminal_modes, .. }) => {
+            Some(ChannelMsg::RequestPty {
+                term,
+                col_width,
+                row_height,
+                pix_width,
+                pix_height,
+                terminal_modes,
+                ..
+            }) => {
                 pty = Some(PtyRequest {
                     term,
                     cols: col_width,
@@ -53,7 +66,12 @@ pub async fn run(down: Channel<server::Msg>, gate: Arc<SessionGate>, upstream: A
                     modes: terminal_modes,
                 });
             }
-            Some(ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height }) => {
+            Some(ChannelMsg::WindowChange {
+                col_width,
+                row_height,
+                pix_width,
+                pix_height,
+            }) => {
                 if let Some(p) = pty.as_mut() {
                     p.cols = col_width;
                     p.rows = row_height;
@@ -61,14 +79,20 @@ pub async fn run(down: Channel<server::Msg>, gate: Arc<SessionGate>, upstream: A
                     p.pix_height = pix_height;
                 }
             }
-            Some(ChannelMsg::SetEnv { variable_name, variable_value, .. }) => {
+            Some(ChannelMsg::SetEnv {
+                variable_name,
+                variable_value,
+                ..
+            }) => {
                 if env.len() < 64 {
                     env.push((variable_name, variable_value));
                 }
             }
             Some(ChannelMsg::Exec { command, .. }) => break Purpose::Exec(command),
             Some(ChannelMsg::RequestShell { .. }) => break Purpose::Shell,
-            Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => break Purpose::Sftp,
+            Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => {
+                break Purpose::Sftp
+            }
             Some(ChannelMsg::Eof) => {}
             Some(ChannelMsg::Close) | None => return,
             // Data before a request, agent/x11 requests (refused by the handler), other subsystems.
@@ -85,7 +109,12 @@ pub async fn run(down: Channel<server::Msg>, gate: Arc<SessionGate>, upstream: A
             let on_hold = |id: String| {
                 let tx = &down_tx;
                 async move {
-                    let _ = tx.extended_data_bytes(1, format!("bastion: waiting for approval {id}\n").into_bytes()).await;
+                    let _ = tx
+                        .extended_data_bytes(
+                            1,
+                            format!("bastion: waiting for approval {id}\n").into_bytes(),
+                        )
+                        .await;
                 }
             };
             let admission = match parse_scp(line) {
@@ -94,13 +123,24 @@ pub async fn run(down: Channel<server::Msg>, gate: Arc<SessionGate>, upstream: A
                         policies::engine::SftpOp::Write => "scp -t",
                         _ => "scp -f",
                     };
-                    gate.admit(SshAction::File { op: scp.op, verb, path: &scp.path }, on_hold).await
+                    gate.admit(
+                        SshAction::File {
+                            op: scp.op,
+                            verb,
+                            path: &scp.path,
+                        },
+                        on_hold,
+                    )
+                    .await
                 }
                 None => gate.admit(SshAction::Exec(line), on_hold).await,
             };
             (line.to_string(), admission)
         }
-        Purpose::Shell => ("shell".to_string(), gate.admit(SshAction::Shell, |_| async {}).await),
+        Purpose::Shell => (
+            "shell".to_string(),
+            gate.admit(SshAction::Shell, |_| async {}).await,
+        ),
         Purpose::Sftp => {
             super::sftp_proxy::run(down_rx, down_tx, gate, upstream, started).await;
             return;
@@ -117,8 +157,16 @@ pub async fn run(down: Channel<server::Msg>, gate: Arc<SessionGate>, upstream: A
         Ok(c) => c,
         Err(e) => {
             let message = format!("cannot open a channel on target {}: {e}", gate.target);
-            gate.finish(seq, started, Finished { outcome: "error", message: Some(message.clone()), ..Default::default() })
-                .await;
+            gate.finish(
+                seq,
+                started,
+                Finished {
+                    outcome: "error",
+                    message: Some(message.clone()),
+                    ..Default::default()
+                },
+            )
+            .await;
             refuse(&down_tx, &message).await;
             return;
         }
@@ -129,8 +177,16 @@ pub async fn run(down: Channel<server::Msg>, gate: Arc<SessionGate>, upstream: A
     };
     if let Err(e) = sent {
         let message = format!("target {} refused {action_text:?}: {e}", gate.target);
-        gate.finish(seq, started, Finished { outcome: "error", message: Some(message.clone()), ..Default::default() })
-            .await;
+        gate.finish(
+            seq,
+            started,
+            Finished {
+                outcome: "error",
+                message: Some(message.clone()),
+                ..Default::default()
+            },
+        )
+        .await;
         refuse(&down_tx, &message).await;
         return;
     }
@@ -149,14 +205,25 @@ async fn open_upstream(
         up.set_env(false, name.clone(), value.clone()).await?;
     }
     if let Some(p) = pty {
-        up.request_pty(false, &p.term, p.cols, p.rows, p.pix_width, p.pix_height, &p.modes).await?;
+        up.request_pty(
+            false,
+            &p.term,
+            p.cols,
+            p.rows,
+            p.pix_width,
+            p.pix_height,
+            &p.modes,
+        )
+        .await?;
     }
     Ok(up)
 }
 
 /// Tells the client why, exits 126 and closes.
 pub async fn refuse(down: &ChannelWriteHalf<server::Msg>, message: &str) {
-    let _ = down.extended_data_bytes(1, format!("bastion: {message}\n").into_bytes()).await;
+    let _ = down
+        .extended_data_bytes(1, format!("bastion: {message}\n").into_bytes())
+        .await;
     let _ = down.exit_status(REFUSED_EXIT_STATUS).await;
     let _ = down.eof().await;
     let _ = down.close().await;
@@ -196,8 +263,15 @@ async fn relay(
                 Some(ChannelMsg::Signal { signal }) => {
                     let _ = up_tx.signal(signal).await;
                 }
-                Some(ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height }) => {
-                    let _ = up_tx.window_change(col_width, row_height, pix_width, pix_height).await;
+                Some(ChannelMsg::WindowChange {
+                    col_width,
+                    row_height,
+                    pix_width,
+                    pix_height,
+                }) => {
+                    let _ = up_tx
+                        .window_change(col_width, row_height, pix_width, pix_height)
+                        .await;
                 }
                 Some(ChannelMsg::Close) | None => {
                     let _ = up_tx.close().await;
@@ -207,7 +281,10 @@ async fn relay(
             }
         }
     });
-    let mut done = Finished { outcome: "unknown", ..Default::default() };
+    let mut done = Finished {
+        outcome: "unknown",
+        ..Default::default()
+    };
     let id = down_tx.id();
     loop {
         match up_rx.wait().await {
@@ -235,10 +312,17 @@ async fn relay(
                 done.outcome = if exit_status == 0 { "ok" } else { "error" };
                 let _ = down_tx.exit_status(exit_status).await;
             }
-            Some(ChannelMsg::ExitSignal { signal_name, core_dumped, error_message, lang_tag }) => {
+            Some(ChannelMsg::ExitSignal {
+                signal_name,
+                core_dumped,
+                error_message,
+                lang_tag,
+            }) => {
                 done.outcome = "error";
                 done.message = Some(format!("killed by signal {}", signal_text(&signal_name)));
-                let _ = handle.exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag).await;
+                let _ = handle
+                    .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
+                    .await;
             }
             Some(ChannelMsg::Failure) => {
                 // The target refused the exec/shell/pty request.

@@ -49,13 +49,17 @@ impl OpenFile {
             Some(_) => format!("sha256={}", hex::encode(self.hash.finalize())),
             None => "sha256 not computed (out-of-order transfer)".to_string(),
         };
-        (self.seq, self.started, Finished {
-            outcome,
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
-            message: Some(sha),
-            ..Default::default()
-        })
+        (
+            self.seq,
+            self.started,
+            Finished {
+                outcome,
+                bytes_in: self.bytes_in,
+                bytes_out: self.bytes_out,
+                message: Some(sha),
+                ..Default::default()
+            },
+        )
     }
 }
 
@@ -94,18 +98,32 @@ pub async fn run(
     let up = match upstream.channel_open_session().await {
         Ok(c) => c,
         Err(e) => {
-            super::session_channel::refuse(&down_tx, &format!("cannot open a channel on target {}: {e}", gate.target)).await;
+            super::session_channel::refuse(
+                &down_tx,
+                &format!("cannot open a channel on target {}: {e}", gate.target),
+            )
+            .await;
             return;
         }
     };
     if let Err(e) = up.request_subsystem(true, "sftp").await {
-        super::session_channel::refuse(&down_tx, &format!("target {} refused sftp: {e}", gate.target)).await;
+        super::session_channel::refuse(
+            &down_tx,
+            &format!("target {} refused sftp: {e}", gate.target),
+        )
+        .await;
         return;
     }
     let (up_rx, up_tx) = up.split();
     let down_tx = Arc::new(AsyncMutex::new(down_tx));
     let state: Shared = Arc::default();
-    let requests = tokio::spawn(client_to_target(down_rx, down_tx.clone(), up_tx, gate.clone(), state.clone()));
+    let requests = tokio::spawn(client_to_target(
+        down_rx,
+        down_tx.clone(),
+        up_tx,
+        gate.clone(),
+        state.clone(),
+    ));
     target_to_client(up_rx, down_tx.clone(), gate.clone(), state.clone()).await;
     {
         let down = down_tx.lock().await;
@@ -114,7 +132,11 @@ pub async fn run(
     }
     requests.abort();
     // Files still open when the channel ended.
-    let leftovers: Vec<_> = lock(&state).files.drain().map(|(_, f)| f.finished("unknown")).collect();
+    let leftovers: Vec<_> = lock(&state)
+        .files
+        .drain()
+        .map(|(_, f)| f.finished("unknown"))
+        .collect();
     for (seq, started, done) in leftovers {
         gate.finish(seq, started, done).await;
     }
@@ -150,13 +172,19 @@ async fn client_to_target(
                     };
                     match Request::decode(&packet) {
                         Ok(request) => {
-                            if !handle_request(request, packet, &down_tx, &up_tx, &gate, &state).await {
+                            if !handle_request(request, packet, &down_tx, &up_tx, &gate, &state)
+                                .await
+                            {
                                 let _ = up_tx.close().await;
                                 return;
                             }
                         }
                         Err(e) => {
-                            let id = packet.raw.get(5..9).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(0);
+                            let id = packet
+                                .raw
+                                .get(5..9)
+                                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                                .unwrap_or(0);
                             malformed(&down_tx, id, &e.to_string()).await;
                             let _ = up_tx.close().await;
                             return;
@@ -199,23 +227,50 @@ fn ext_string(data: &[u8], at: usize) -> Option<(Bytes, usize)> {
 }
 
 /// The decisions a request needs: (op, verb, path).
-fn decisions(request: &Request, state: &Shared) -> Result<Vec<(SftpOp, &'static str, String)>, String> {
+fn decisions(
+    request: &Request,
+    state: &Shared,
+) -> Result<Vec<(SftpOp, &'static str, String)>, String> {
     let p = |b: &Bytes| path_text(b).into_owned();
     Ok(match request {
         Request::Open { path, pflags, .. } => {
-            let op = if pflags.writes() { SftpOp::Write } else { SftpOp::Read };
-            vec![(op, if op == SftpOp::Write { "open-write" } else { "open-read" }, p(path))]
+            let op = if pflags.writes() {
+                SftpOp::Write
+            } else {
+                SftpOp::Read
+            };
+            vec![(
+                op,
+                if op == SftpOp::Write {
+                    "open-write"
+                } else {
+                    "open-read"
+                },
+                p(path),
+            )]
         }
         Request::Opendir { path, .. } => vec![(SftpOp::Read, "opendir", p(path))],
         Request::Remove { path, .. } => vec![(SftpOp::Delete, "remove", p(path))],
         Request::Rmdir { path, .. } => vec![(SftpOp::Delete, "rmdir", p(path))],
         Request::Mkdir { path, .. } => vec![(SftpOp::Write, "mkdir", p(path))],
         Request::Setstat { path, .. } => vec![(SftpOp::Write, "setstat", p(path))],
-        Request::Rename { old_path, new_path, .. } => {
-            vec![(SftpOp::Delete, "rename-from", p(old_path)), (SftpOp::Write, "rename-to", p(new_path))]
+        Request::Rename {
+            old_path, new_path, ..
+        } => {
+            vec![
+                (SftpOp::Delete, "rename-from", p(old_path)),
+                (SftpOp::Write, "rename-to", p(new_path)),
+            ]
         }
-        Request::Symlink { first_path, second_path, .. } => {
-            vec![(SftpOp::Write, "symlink", p(first_path)), (SftpOp::Write, "symlink", p(second_path))]
+        Request::Symlink {
+            first_path,
+            second_path,
+            ..
+        } => {
+            vec![
+                (SftpOp::Write, "symlink", p(first_path)),
+                (SftpOp::Write, "symlink", p(second_path)),
+            ]
         }
         Request::Fsetstat { handle, .. } => {
             // Changing attributes through a handle is a write of the file behind it.
@@ -229,16 +284,32 @@ fn decisions(request: &Request, state: &Shared) -> Result<Vec<(SftpOp, &'static 
             "posix-rename@openssh.com" | "hardlink@openssh.com" => {
                 let (old, at) = ext_string(data, 0).ok_or("truncated extension data")?;
                 let (new, _) = ext_string(data, at).ok_or("truncated extension data")?;
-                let first = if name.starts_with("posix") { (SftpOp::Delete, "rename-from") } else { (SftpOp::Read, "hardlink-from") };
-                vec![(first.0, first.1, p(&old)), (SftpOp::Write, "rename-to", p(&new))]
+                let first = if name.starts_with("posix") {
+                    (SftpOp::Delete, "rename-from")
+                } else {
+                    (SftpOp::Read, "hardlink-from")
+                };
+                vec![
+                    (first.0, first.1, p(&old)),
+                    (SftpOp::Write, "rename-to", p(&new)),
+                ]
             }
             "lsetstat@openssh.com" => {
                 let (path, _) = ext_string(data, 0).ok_or("truncated extension data")?;
                 vec![(SftpOp::Write, "lsetstat", p(&path))]
             }
-            "statvfs@openssh.com" | "fstatvfs@openssh.com" | "limits@openssh.com" | "expand-path@openssh.com"
-            | "home-directory" | "fsync@openssh.com" | "users-groups-by-id@openssh.com" => Vec::new(),
-            other => return Err(format!("sftp extension {other} is not supported through the bastion")),
+            "statvfs@openssh.com"
+            | "fstatvfs@openssh.com"
+            | "limits@openssh.com"
+            | "expand-path@openssh.com"
+            | "home-directory"
+            | "fsync@openssh.com"
+            | "users-groups-by-id@openssh.com" => Vec::new(),
+            other => {
+                return Err(format!(
+                    "sftp extension {other} is not supported through the bastion"
+                ))
+            }
         },
         _ => Vec::new(),
     })
@@ -260,15 +331,35 @@ async fn handle_request(
     }
     let needed = match decisions(&request, state) {
         Ok(d) => d,
-        Err(why) => return send_down(down, Response::permission_denied(id, &format!("bastion: {why}")).raw).await,
+        Err(why) => {
+            return send_down(
+                down,
+                Response::permission_denied(id, &format!("bastion: {why}")).raw,
+            )
+            .await
+        }
     };
     let started = Instant::now();
     let mut last_seq = None;
     for (op, verb, path) in &needed {
-        match gate.admit(SshAction::File { op: *op, verb, path }, |_| async {}).await {
+        match gate
+            .admit(
+                SshAction::File {
+                    op: *op,
+                    verb,
+                    path,
+                },
+                |_| async {},
+            )
+            .await
+        {
             Admission::Allowed { seq } => last_seq = Some(seq),
             Admission::Refused { message, .. } => {
-                return send_down(down, Response::permission_denied(id, &format!("bastion: {message}")).raw).await;
+                return send_down(
+                    down,
+                    Response::permission_denied(id, &format!("bastion: {message}")).raw,
+                )
+                .await;
             }
         }
     }
@@ -281,21 +372,36 @@ async fn handle_request(
             (_, Some(seq)) => {
                 st.pending.insert(id, Pending::Op { seq, started });
             }
-            (Request::Write { handle, offset, data, .. }, None) => {
+            (
+                Request::Write {
+                    handle,
+                    offset,
+                    data,
+                    ..
+                },
+                None,
+            ) => {
                 if let Some(f) = st.files.get_mut(handle) {
                     f.bytes_in += data.len() as u64;
                     f.absorb(*offset, data);
                 }
             }
-            (Request::Read { handle, offset, .. }, None) => {
-                if st.files.contains_key(handle) {
-                    st.pending.insert(id, Pending::Read { handle: handle.clone(), offset: *offset });
-                }
+            (Request::Read { handle, offset, .. }, None) if st.files.contains_key(handle) => {
+                st.pending.insert(
+                    id,
+                    Pending::Read {
+                        handle: handle.clone(),
+                        offset: *offset,
+                    },
+                );
             }
-            (Request::Close { handle, .. }, None) => {
-                if st.files.contains_key(handle) {
-                    st.pending.insert(id, Pending::Close { handle: handle.clone() });
-                }
+            (Request::Close { handle, .. }, None) if st.files.contains_key(handle) => {
+                st.pending.insert(
+                    id,
+                    Pending::Close {
+                        handle: handle.clone(),
+                    },
+                );
             }
             _ => {}
         }
@@ -355,21 +461,37 @@ fn track_response(response: &Response, state: &Shared) -> Vec<(i64, Instant, Fin
     let mut st = lock(state);
     let mut out = Vec::new();
     let Some(id) = response.id() else { return out };
-    let Some(pending) = st.pending.remove(&id) else { return out };
+    let Some(pending) = st.pending.remove(&id) else {
+        return out;
+    };
     match (pending, response) {
         (Pending::Open { seq, started }, Response::Handle { handle, .. }) => {
             st.files.insert(
                 handle.clone(),
-                OpenFile { seq, started, bytes_in: 0, bytes_out: 0, hash: Sha256::new(), next_offset: Some(0) },
+                OpenFile {
+                    seq,
+                    started,
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    hash: Sha256::new(),
+                    next_offset: Some(0),
+                },
             );
         }
-        (Pending::Open { seq, started } | Pending::Op { seq, started }, Response::Status { code, message, .. }) => {
+        (
+            Pending::Open { seq, started } | Pending::Op { seq, started },
+            Response::Status { code, message, .. },
+        ) => {
             let ok = *code == StatusCode::OK;
-            out.push((seq, started, Finished {
-                outcome: if ok { "ok" } else { "error" },
-                message: (!ok).then(|| format!("{}: {message}", code.name())),
-                ..Default::default()
-            }));
+            out.push((
+                seq,
+                started,
+                Finished {
+                    outcome: if ok { "ok" } else { "error" },
+                    message: (!ok).then(|| format!("{}: {message}", code.name())),
+                    ..Default::default()
+                },
+            ));
         }
         (Pending::Read { handle, offset }, Response::Data { data, .. }) => {
             if let Some(f) = st.files.get_mut(&handle) {

@@ -74,7 +74,10 @@ pub struct PinnedHostKey {
 impl client::Handler for PinnedHostKey {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let presented = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
             // Host certificates are not trusted by pin: compare the certified key.
@@ -98,10 +101,21 @@ impl client::Handler for PinnedHostKey {
     ) -> Result<(), Self::Error> {
         match &self.forwarded {
             Some(sink) => {
-                sink.accept(channel, connected_address, connected_port, originator_address, originator_port, reply)
+                sink.accept(
+                    channel,
+                    connected_address,
+                    connected_port,
+                    originator_address,
+                    originator_port,
+                    reply,
+                )
+                .await
+            }
+            None => {
+                reply
+                    .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
                     .await
             }
-            None => reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await,
         }
         Ok(())
     }
@@ -118,12 +132,23 @@ pub async fn connect(
     forwarded: Option<super::forward::ForwardedSink>,
 ) -> Result<Upstream, UpstreamError> {
     let name = target.name.clone();
-    let pin_text = target.host_key.as_deref().ok_or_else(|| UpstreamError::NoPin { target: name.clone() })?;
-    let pinned = PublicKey::from_openssh(pin_text.trim())
-        .map_err(|e| UpstreamError::BadPin { target: name.clone(), message: e.to_string() })?;
+    let pin_text = target
+        .host_key
+        .as_deref()
+        .ok_or_else(|| UpstreamError::NoPin {
+            target: name.clone(),
+        })?;
+    let pinned = PublicKey::from_openssh(pin_text.trim()).map_err(|e| UpstreamError::BadPin {
+        target: name.clone(),
+        message: e.to_string(),
+    })?;
     let pinned_fp = super::keys::fingerprint(&pinned);
     let presented = Arc::new(Mutex::new(None));
-    let handler = PinnedHostKey { pinned, presented: presented.clone(), forwarded };
+    let handler = PinnedHostKey {
+        pinned,
+        presented: presented.clone(),
+        forwarded,
+    };
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         window_size: 2 * 1024 * 1024,
@@ -135,8 +160,16 @@ pub async fn connect(
         let mut handle = match client::connect(config, target.address.as_str(), handler).await {
             Ok(h) => h,
             Err(russh::Error::UnknownKey) => {
-                let shown = presented.lock().ok().and_then(|g| g.clone()).unwrap_or_else(|| "an unknown key".into());
-                return Err(UpstreamError::HostKeyMismatch { target: name.clone(), presented: shown, pinned: pinned_fp.clone() });
+                let shown = presented
+                    .lock()
+                    .ok()
+                    .and_then(|g| g.clone())
+                    .unwrap_or_else(|| "an unknown key".into());
+                return Err(UpstreamError::HostKeyMismatch {
+                    target: name.clone(),
+                    presented: shown,
+                    pinned: pinned_fp.clone(),
+                });
             }
             Err(e) => {
                 return Err(UpstreamError::Unreachable {
@@ -147,7 +180,10 @@ pub async fn connect(
             }
         };
         let auth = handle
-            .authenticate_publickey(target.upstream_user.clone(), PrivateKeyWithHashAlg::new(key, None))
+            .authenticate_publickey(
+                target.upstream_user.clone(),
+                PrivateKeyWithHashAlg::new(key, None),
+            )
             .await
             .map_err(|e| UpstreamError::Unreachable {
                 target: name.clone(),
@@ -155,12 +191,18 @@ pub async fn connect(
                 message: e.to_string(),
             })?;
         if !auth.success() {
-            return Err(UpstreamError::LoginRefused { target: name.clone(), user: target.upstream_user.clone() });
+            return Err(UpstreamError::LoginRefused {
+                target: name.clone(),
+                user: target.upstream_user.clone(),
+            });
         }
         Ok::<Upstream, UpstreamError>(handle)
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r,
-        Err(_) => Err(UpstreamError::Timeout { target: name, timeout }),
+        Err(_) => Err(UpstreamError::Timeout {
+            target: name,
+            timeout,
+        }),
     }
 }

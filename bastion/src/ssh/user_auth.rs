@@ -21,7 +21,10 @@ pub fn key_is_authorized(allowed: &[String], key: &PublicKey) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertRejection {
     /// No user CA is configured.
-    #[error("no user certificate authority is trusted ({})", super::keys::USER_CA_FILE)]
+    #[error(
+        "no user certificate authority is trusted ({})",
+        super::keys::USER_CA_FILE
+    )]
     NoTrustedCa,
     /// Host certificate presented as a user certificate.
     #[error("certificate is not a user certificate")]
@@ -44,7 +47,9 @@ pub enum CertRejection {
         identity: String,
     },
     /// The client address is outside `source-address`.
-    #[error("source address {source_ip} is not allowed by the certificate (source-address {allowed})")]
+    #[error(
+        "source address {source_ip} is not allowed by the certificate (source-address {allowed})"
+    )]
     SourceAddress {
         /// Client address.
         source_ip: IpAddr,
@@ -93,7 +98,10 @@ pub fn check_certificate(
         match name.as_str() {
             "source-address" => {
                 if !source_allowed(value, source_ip) {
-                    return Err(CertRejection::SourceAddress { source_ip, allowed: value.clone() });
+                    return Err(CertRejection::SourceAddress {
+                        source_ip,
+                        allowed: value.clone(),
+                    });
                 }
             }
             other => return Err(CertRejection::CriticalOption(other.to_string())),
@@ -106,7 +114,10 @@ pub fn check_certificate(
 /// does not parse matches nothing (fail closed).
 fn source_allowed(list: &str, ip: IpAddr) -> bool {
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     list.split(',').map(str::trim).any(|entry| {

@@ -61,7 +61,12 @@ impl DecisionCache {
             return Some(hit.clone());
         }
         let hit = shard.old.remove(key)?;
-        insert_young(&mut shard, self.per_generation, key.to_string(), hit.clone());
+        insert_young(
+            &mut shard,
+            self.per_generation,
+            key.to_string(),
+            hit.clone(),
+        );
         Some(hit)
     }
 
@@ -119,7 +124,13 @@ mod tests {
     fn stays_bounded_and_keeps_recent_entries() {
         let cache = DecisionCache::new(64);
         for i in 0..10_000 {
-            cache.put(format!("k{i}"), CachedVerdict { text: String::new(), verdict: verdict() });
+            cache.put(
+                format!("k{i}"),
+                CachedVerdict {
+                    text: String::new(),
+                    verdict: verdict(),
+                },
+            );
         }
         assert!(cache.len() <= 64, "{}", cache.len());
         assert!(cache.get("k9999").is_some());
@@ -129,7 +140,13 @@ mod tests {
     #[test]
     fn zero_capacity_disables() {
         let cache = DecisionCache::new(0);
-        cache.put("k".into(), CachedVerdict { text: String::new(), verdict: verdict() });
+        cache.put(
+            "k".into(),
+            CachedVerdict {
+                text: String::new(),
+                verdict: verdict(),
+            },
+        );
         assert!(cache.get("k").is_none());
     }
 }

@@ -33,11 +33,20 @@ fn set<'a>(items: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
 fn common(c: &CommonFacts) -> Pairs {
     let mut pairs = vec![
         ("time".to_string(), RestrictedExpression::new_long(c.time)),
-        ("mfa_age".to_string(), RestrictedExpression::new_long(c.mfa_age)),
-        ("grants".to_string(), set(c.grants.iter().map(String::as_str))),
+        (
+            "mfa_age".to_string(),
+            RestrictedExpression::new_long(c.mfa_age),
+        ),
+        (
+            "grants".to_string(),
+            set(c.grants.iter().map(String::as_str)),
+        ),
     ];
     if let Some(ip) = c.source_ip {
-        pairs.push(("source_ip".to_string(), RestrictedExpression::new_ip(ip.to_string())));
+        pairs.push((
+            "source_ip".to_string(),
+            RestrictedExpression::new_ip(ip.to_string()),
+        ));
     }
     pairs
 }
@@ -115,23 +124,65 @@ pub(crate) fn sql(c: &CommonFacts, s: &SqlStatementFacts) -> Result<Context, Str
     pairs.extend([
         ("class".to_string(), string(class_name(s.class))),
         ("verb".to_string(), string(&s.verb.to_ascii_uppercase())),
-        ("object_kind".to_string(), string(s.object_kind.as_deref().unwrap_or(""))),
-        ("tables".to_string(), set(read.iter().chain(&written).map(String::as_str))),
-        ("tables_read".to_string(), set(read.iter().map(String::as_str))),
-        ("tables_written".to_string(), set(written.iter().map(String::as_str))),
+        (
+            "object_kind".to_string(),
+            string(s.object_kind.as_deref().unwrap_or("")),
+        ),
+        (
+            "tables".to_string(),
+            set(read.iter().chain(&written).map(String::as_str)),
+        ),
+        (
+            "tables_read".to_string(),
+            set(read.iter().map(String::as_str)),
+        ),
+        (
+            "tables_written".to_string(),
+            set(written.iter().map(String::as_str)),
+        ),
         ("table_schemas".to_string(), set(schemas_of_tables)),
         ("names".to_string(), set(s.names.iter().map(String::as_str))),
-        ("schemas".to_string(), set(s.schemas.iter().map(String::as_str))),
-        ("functions".to_string(), set(s.functions.iter().map(String::as_str))),
-        ("has_where".to_string(), RestrictedExpression::new_bool(s.has_where)),
-        ("unconditional_write".to_string(), RestrictedExpression::new_bool(s.unconditional_write)),
+        (
+            "schemas".to_string(),
+            set(s.schemas.iter().map(String::as_str)),
+        ),
+        (
+            "functions".to_string(),
+            set(s.functions.iter().map(String::as_str)),
+        ),
+        (
+            "has_where".to_string(),
+            RestrictedExpression::new_bool(s.has_where),
+        ),
+        (
+            "unconditional_write".to_string(),
+            RestrictedExpression::new_bool(s.unconditional_write),
+        ),
         ("copy_endpoint".to_string(), string(copy_endpoint)),
-        ("explain_only".to_string(), RestrictedExpression::new_bool(s.explain_only)),
-        ("privilege_change".to_string(), RestrictedExpression::new_bool(s.privilege_change)),
-        ("escape_hatch".to_string(), RestrictedExpression::new_bool(s.escape_hatch)),
-        ("search_path_secrets".to_string(), RestrictedExpression::new_bool(s.search_path_secrets)),
-        ("unparsed".to_string(), RestrictedExpression::new_bool(s.unparsed.is_some())),
-        ("risk_tags".to_string(), set(s.risk_tags.iter().map(String::as_str))),
+        (
+            "explain_only".to_string(),
+            RestrictedExpression::new_bool(s.explain_only),
+        ),
+        (
+            "privilege_change".to_string(),
+            RestrictedExpression::new_bool(s.privilege_change),
+        ),
+        (
+            "escape_hatch".to_string(),
+            RestrictedExpression::new_bool(s.escape_hatch),
+        ),
+        (
+            "search_path_secrets".to_string(),
+            RestrictedExpression::new_bool(s.search_path_secrets),
+        ),
+        (
+            "unparsed".to_string(),
+            RestrictedExpression::new_bool(s.unparsed.is_some()),
+        ),
+        (
+            "risk_tags".to_string(),
+            set(s.risk_tags.iter().map(String::as_str)),
+        ),
     ]);
     finish(pairs)
 }
@@ -144,21 +195,51 @@ pub(crate) fn shell(c: &CommonFacts, cmd: &ShellCommandFacts) -> Result<Context,
     let mut pairs = common(c);
     pairs.extend([
         ("name".to_string(), string(&cmd.name)),
-        ("path".to_string(), string(cmd.path.as_deref().unwrap_or(""))),
+        (
+            "path".to_string(),
+            string(cmd.path.as_deref().unwrap_or("")),
+        ),
         ("args".to_string(), set(cmd.args.iter().map(String::as_str))),
         ("args_line".to_string(), string(&args_line)),
         ("subcommand".to_string(), string(&d.subcommand)),
-        ("flags".to_string(), set(cmd.flags.iter().map(String::as_str))),
-        ("paths".to_string(), set(cmd.paths.iter().map(String::as_str))),
-        ("sensitive_paths".to_string(), set(d.sensitive_paths.iter().map(String::as_str))),
+        (
+            "flags".to_string(),
+            set(cmd.flags.iter().map(String::as_str)),
+        ),
+        (
+            "paths".to_string(),
+            set(cmd.paths.iter().map(String::as_str)),
+        ),
+        (
+            "sensitive_paths".to_string(),
+            set(d.sensitive_paths.iter().map(String::as_str)),
+        ),
         ("redirect_ops".to_string(), set(redirect_ops)),
-        ("writes_file".to_string(), RestrictedExpression::new_bool(d.writes_file)),
+        (
+            "writes_file".to_string(),
+            RestrictedExpression::new_bool(d.writes_file),
+        ),
         ("dd_output".to_string(), string(&d.dd_output)),
-        ("wrappers".to_string(), set(cmd.wrappers.iter().map(String::as_str))),
-        ("dynamic".to_string(), RestrictedExpression::new_bool(cmd.dynamic)),
-        ("fed_by_download".to_string(), RestrictedExpression::new_bool(cmd.fed_by_download)),
-        ("runs_download".to_string(), RestrictedExpression::new_bool(cmd.runs_download)),
-        ("unparsed".to_string(), RestrictedExpression::new_bool(false)),
+        (
+            "wrappers".to_string(),
+            set(cmd.wrappers.iter().map(String::as_str)),
+        ),
+        (
+            "dynamic".to_string(),
+            RestrictedExpression::new_bool(cmd.dynamic),
+        ),
+        (
+            "fed_by_download".to_string(),
+            RestrictedExpression::new_bool(cmd.fed_by_download),
+        ),
+        (
+            "runs_download".to_string(),
+            RestrictedExpression::new_bool(cmd.runs_download),
+        ),
+        (
+            "unparsed".to_string(),
+            RestrictedExpression::new_bool(false),
+        ),
     ]);
     finish(pairs)
 }
@@ -174,6 +255,9 @@ pub(crate) fn sftp(c: &CommonFacts, path: &str) -> Result<Context, String> {
 pub(crate) fn forward(c: &CommonFacts, host: &str, port: u16) -> Result<Context, String> {
     let mut pairs = common(c);
     pairs.push(("host".to_string(), string(&host.to_ascii_lowercase())));
-    pairs.push(("port".to_string(), RestrictedExpression::new_long(i64::from(port))));
+    pairs.push((
+        "port".to_string(),
+        RestrictedExpression::new_long(i64::from(port)),
+    ));
     finish(pairs)
 }

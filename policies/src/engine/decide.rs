@@ -51,7 +51,11 @@ impl Judgement {
         Judgement {
             decision: Decision::Deny,
             step_up: StepUp::default(),
-            deciding: if id.is_empty() { Vec::new() } else { vec![id.to_string()] },
+            deciding: if id.is_empty() {
+                Vec::new()
+            } else {
+                vec![id.to_string()]
+            },
             reason,
             approvers: Vec::new(),
             matched: Vec::new(),
@@ -90,7 +94,9 @@ impl Asker<'_> {
     pub(crate) fn judge(&self, policies: &CompiledPolicies, unit: &Unit) -> Judgement {
         let context = match &unit.context {
             Ok(context) => context.clone(),
-            Err(e) => return Judgement::deny("ANY-0", format!("cannot describe {}: {e}", unit.label)),
+            Err(e) => {
+                return Judgement::deny("ANY-0", format!("cannot describe {}: {e}", unit.label))
+            }
         };
         let request = match Request::new(
             self.principal.clone(),
@@ -100,9 +106,14 @@ impl Asker<'_> {
             None,
         ) {
             Ok(r) => r,
-            Err(e) => return Judgement::deny("ANY-0", format!("cannot ask about {}: {e}", unit.label)),
+            Err(e) => {
+                return Judgement::deny("ANY-0", format!("cannot ask about {}: {e}", unit.label))
+            }
         };
-        let response = self.authorizer.is_authorized(&request, &policies.set, self.entities);
+        let scoped = policies.for_scope(self.entities, self.principal, &unit.action);
+        let response = self
+            .authorizer
+            .is_authorized(&request, &scoped, self.entities);
         let diagnostics = response.diagnostics();
         let mut plain = Vec::new();
         let mut step_ups = Vec::new();
@@ -130,6 +141,10 @@ impl Asker<'_> {
         }
         matched.sort();
         matched.dedup();
+        plain.sort_by_key(|m| m.order);
+        plain.dedup_by_key(|m| m.order);
+        permits.sort_by_key(|m| m.order);
+        step_ups.sort_by_key(|(m, _)| m.order);
         if !plain.is_empty() {
             return Judgement {
                 decision: Decision::Deny,

@@ -4,10 +4,22 @@
 use crate::shell::ShellCommandFacts;
 
 /// Paths that are credential stores whatever the context (SH-2).
-const SENSITIVE_FILES: &[&str] = &["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"];
+const SENSITIVE_FILES: &[&str] = &[
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+];
 
 /// Private key file names tried against globs under `.ssh/`.
-const KEY_NAMES: &[&str] = &["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk"];
+const KEY_NAMES: &[&str] = &[
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "id_ecdsa_sk",
+    "id_ed25519_sk",
+];
 
 /// Lexically normalise a path: `//` and `/./` collapse, `..` pops (never above the root).
 pub(crate) fn normalize_path(path: &str) -> String {
@@ -63,7 +75,9 @@ pub(crate) fn glob_could_match(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    pattern.get(p..).is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
 }
 
 /// Replace each `[...]` class by `?`.

@@ -3,7 +3,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
-use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression, Schema};
+use cedar_policy::{
+    Entities, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression, Schema,
+};
 
 use super::error::PolicyError;
 use super::model::{Principal, TargetInfo};
@@ -12,7 +14,10 @@ use super::model::{Principal, TargetInfo};
 pub(crate) fn uid(type_name: &str, id: &str) -> Result<EntityUid, PolicyError> {
     let type_name = EntityTypeName::from_str(type_name)
         .map_err(|e| PolicyError::Entities(format!("entity type {type_name}: {e}")))?;
-    Ok(EntityUid::from_type_name_and_id(type_name, EntityId::new(id)))
+    Ok(EntityUid::from_type_name_and_id(
+        type_name,
+        EntityId::new(id),
+    ))
 }
 
 /// Build the entity store: every user (with `kind`), every group, every target (with
@@ -27,7 +32,10 @@ pub(crate) fn build(
     let mut seen = HashSet::new();
     for principal in principals {
         if !seen.insert(("User", principal.name.clone())) {
-            return Err(PolicyError::Entities(format!("user {} is defined twice", principal.name)));
+            return Err(PolicyError::Entities(format!(
+                "user {} is defined twice",
+                principal.name
+            )));
         }
         let mut parents = HashSet::new();
         for group in &principal.groups {
@@ -47,7 +55,10 @@ pub(crate) fn build(
     }
     for target in targets {
         if !seen.insert(("Target", target.name.clone())) {
-            return Err(PolicyError::Entities(format!("target {} is defined twice", target.name)));
+            return Err(PolicyError::Entities(format!(
+                "target {} is defined twice",
+                target.name
+            )));
         }
         let attrs = HashMap::from([(
             "protocol".to_string(),
@@ -57,8 +68,9 @@ pub(crate) fn build(
             .tags
             .iter()
             .map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone())));
-        let entity = Entity::new_with_tags(uid("Target", &target.name)?, attrs, HashSet::new(), tags)
-            .map_err(|e| PolicyError::Entities(format!("target {}: {e}", target.name)))?;
+        let entity =
+            Entity::new_with_tags(uid("Target", &target.name)?, attrs, HashSet::new(), tags)
+                .map_err(|e| PolicyError::Entities(format!("target {}: {e}", target.name)))?;
         entities.push(entity);
     }
     Entities::from_entities(entities, Some(schema))

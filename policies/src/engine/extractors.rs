@@ -9,7 +9,11 @@ pub use crate::shell::ShellLimits;
 pub use crate::sql::SqlLimits;
 
 /// Facts for one SQL message.
-pub(crate) fn sql_facts(text: &str, session: &mut SqlSession, limits: &SqlLimits) -> SqlMessageFacts {
+pub(crate) fn sql_facts(
+    text: &str,
+    session: &mut SqlSession,
+    limits: &SqlLimits,
+) -> SqlMessageFacts {
     crate::sql::extract(text, session, limits)
 }
 

@@ -5,7 +5,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use cedar_policy::{Effect, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use std::sync::{Arc, RwLock};
+
+use cedar_policy::{
+    ActionConstraint, Effect, Entities, EntityUid, Policy, PolicyId, PolicySet,
+    PrincipalConstraint, Schema, ValidationMode, Validator,
+};
 use miette::Diagnostic;
 
 use super::error::PolicyError;
@@ -34,6 +39,9 @@ pub(crate) struct PolicyMeta {
     pub approvers: Vec<String>,
     /// `@message("...")`: the reason shown to the user.
     pub message: Option<String>,
+    /// Position in the loaded set (files in order, policies in source order): reports list
+    /// deciding policies in this order, so they are stable.
+    pub order: usize,
 }
 
 /// A loaded policy set, ready to evaluate.
@@ -41,7 +49,7 @@ pub(crate) struct PolicyMeta {
 /// Every policy is stored with effect `permit`, so one Cedar evaluation returns *every*
 /// satisfied policy in `reason()`; `meta` remembers the real effect and the step-up
 /// annotations, and the decider applies the bastion semantics on top.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct CompiledPolicies {
     /// All policies, as permits, with engine-assigned ids.
     pub set: PolicySet,
@@ -53,6 +61,53 @@ pub(crate) struct CompiledPolicies {
     pub uses_source_ip: bool,
     /// Some policy reads `context.mfa_age`.
     pub uses_mfa_age: bool,
+    /// Per (principal, action): only the policies whose scope can match them, built on first
+    /// use. Cedar evaluates every policy of a set; most do not apply to a given pair.
+    scoped: RwLock<HashMap<(EntityUid, EntityUid), Arc<PolicySet>>>,
+}
+
+/// `uid` is `constraint` or a descendant of it (Cedar's `uid in constraint`).
+fn within(entities: &Entities, constraint: &EntityUid, uid: &EntityUid) -> bool {
+    constraint == uid || entities.is_ancestor_of(constraint, uid)
+}
+
+impl CompiledPolicies {
+    /// The policies whose principal and action scope can match `principal` and `action` (a
+    /// policy whose scope the filter does not understand is kept).
+    pub(crate) fn for_scope(
+        &self,
+        entities: &Entities,
+        principal: &EntityUid,
+        action: &EntityUid,
+    ) -> Arc<PolicySet> {
+        let key = (principal.clone(), action.clone());
+        if let Some(set) = self.scoped.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return set;
+        }
+        let mut set = PolicySet::new();
+        for policy in self.set.policies() {
+            let principal_ok = match policy.principal_constraint() {
+                PrincipalConstraint::Any => true,
+                PrincipalConstraint::Eq(uid) => &uid == principal,
+                PrincipalConstraint::In(uid) => within(entities, &uid, principal),
+                _ => true,
+            };
+            let action_ok = match policy.action_constraint() {
+                ActionConstraint::Any => true,
+                ActionConstraint::Eq(uid) => &uid == action,
+                ActionConstraint::In(uids) => uids.iter().any(|u| within(entities, u, action)),
+            };
+            if principal_ok && action_ok && set.add(policy.clone()).is_err() {
+                // Cannot happen (ids are unique in `self.set`); fall back to every policy.
+                return Arc::new(self.set.clone());
+            }
+        }
+        let set = Arc::new(set);
+        if let Ok(mut map) = self.scoped.write() {
+            map.insert(key, Arc::clone(&set));
+        }
+        set
+    }
 }
 
 /// Validate the policy files under `paths` against the shipped schema without building an
@@ -172,7 +227,9 @@ pub(crate) fn compile(paths: &[PathBuf], schema: &Schema) -> Result<CompiledPoli
             let offset = locate_policy(&text, at_id.as_deref(), nth);
             let (line, column) = line_col(&text, offset);
             let display_id = at_id.unwrap_or_else(|| {
-                let stem = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+                let stem = path
+                    .file_stem()
+                    .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
                 format!("{stem}:{}", policy.id())
             });
             if let Some(first) = first_use.get(&display_id) {
@@ -240,6 +297,7 @@ pub(crate) fn compile(paths: &[PathBuf], schema: &Schema) -> Result<CompiledPoli
                     step_up,
                     approvers,
                     message,
+                    order: meta.len(),
                 },
             );
         }
@@ -250,6 +308,7 @@ pub(crate) fn compile(paths: &[PathBuf], schema: &Schema) -> Result<CompiledPoli
         uses_time: uses.0,
         uses_source_ip: uses.1,
         uses_mfa_age: uses.2,
+        scoped: RwLock::new(HashMap::new()),
     })
 }
 
@@ -305,7 +364,10 @@ fn to_permit(
     uses: &mut (bool, bool, bool),
 ) -> Result<Policy, String> {
     let mut json = policy.to_json().map_err(|e| e.to_string())?;
-    let conditions = json.get("conditions").map(|c| c.to_string()).unwrap_or_default();
+    let conditions = json
+        .get("conditions")
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     uses.0 |= conditions.contains("\"attr\":\"time\"");
     uses.1 |= conditions.contains("\"attr\":\"source_ip\"");
     uses.2 |= conditions.contains("\"attr\":\"mfa_age\"");
@@ -324,8 +386,8 @@ mod tests {
         let text = "ab\ncdé\nx";
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, 3), (2, 1));
-        assert_eq!(line_col(text, 9), (3, 1));
-        assert_eq!(line_col(text, 8), (2, 4));
+        assert_eq!(line_col(text, 8), (3, 1));
+        assert_eq!(line_col(text, 7), (2, 4));
     }
 
     #[test]
@@ -335,8 +397,20 @@ mod tests {
 
     #[test]
     fn step_up_annotation_values() {
-        assert_eq!(parse_step_up("approval"), Some(StepUp { approval: true, mfa: false }));
-        assert_eq!(parse_step_up("approval+mfa"), Some(StepUp { approval: true, mfa: true }));
+        assert_eq!(
+            parse_step_up("approval"),
+            Some(StepUp {
+                approval: true,
+                mfa: false
+            })
+        );
+        assert_eq!(
+            parse_step_up("approval+mfa"),
+            Some(StepUp {
+                approval: true,
+                mfa: true
+            })
+        );
         assert_eq!(parse_step_up("otp"), None);
     }
 }

@@ -278,7 +278,11 @@ impl Engine {
                 .map(context::qualified)
                 .collect();
             let common = self.common(user, target, ctx, action, &tables);
-            let label = if s.verb.is_empty() { class.to_uppercase() } else { s.verb.to_uppercase() };
+            let label = if s.verb.is_empty() {
+                class.to_uppercase()
+            } else {
+                s.verb.to_uppercase()
+            };
             units.push(self.unit(action, context::sql(&common, s), &common, &label));
         }
         let mut verdict = self.verdict_from(user, target, ctx, early, &units);
@@ -292,7 +296,13 @@ impl Engine {
     }
 
     /// Decide one shell command line (every simple command in it; the strictest wins).
-    pub fn decide_shell(&self, user: &str, target: &str, line: &str, ctx: &RequestContext) -> Verdict {
+    pub fn decide_shell(
+        &self,
+        user: &str,
+        target: &str,
+        line: &str,
+        ctx: &RequestContext,
+    ) -> Verdict {
         if let Some(denied) = self.unknown(user, target, line) {
             return denied;
         }
@@ -349,7 +359,11 @@ impl Engine {
         let mut objects: Vec<String> = Vec::new();
         let mut units = Vec::new();
         for cmd in &facts.commands {
-            let label = if cmd.name.is_empty() { "a dynamic command".to_string() } else { cmd.name.clone() };
+            let label = if cmd.name.is_empty() {
+                "a dynamic command".to_string()
+            } else {
+                cmd.name.clone()
+            };
             if !cmd.name.is_empty() && !objects.contains(&cmd.name) {
                 objects.push(cmd.name.clone());
             }
@@ -358,7 +372,7 @@ impl Engine {
         let mut verdict = self.verdict_from(user, target, ctx, early, &units);
         verdict.class = "shell".to_string();
         verdict.objects = objects;
-        verdict.risk_tags = shell_risk_tags(&facts);
+        verdict.risk_tags = shell_risk_tags(facts);
         verdict.redacted_text = extractors::redact_shell(line);
         verdict.fingerprint = line.split_whitespace().collect::<Vec<_>>().join(" ");
         verdict.facts = serde_json::to_value(facts).unwrap_or(serde_json::Value::Null);
@@ -397,7 +411,12 @@ impl Engine {
         ctx: &RequestContext,
     ) -> Verdict {
         let common = self.common(user, target, ctx, "ssh:forward", &[]);
-        let unit = self.unit("ssh:forward", context::forward(&common, host, port), &common, "port forwarding");
+        let unit = self.unit(
+            "ssh:forward",
+            context::forward(&common, host, port),
+            &common,
+            "port forwarding",
+        );
         let text = format!("{host}:{port}");
         let mut verdict = self.simple_verdict(user, target, ctx, vec![unit], &text);
         verdict.objects = vec![text];
@@ -458,7 +477,14 @@ impl Engine {
     }
 
     /// The live grants of `user` on `target` covering `action` and every table in `tables`.
-    fn granted_actions(&self, user: &str, target: &str, now: i64, action: &str, tables: &[String]) -> Vec<String> {
+    fn granted_actions(
+        &self,
+        user: &str,
+        target: &str,
+        now: i64,
+        action: &str,
+        tables: &[String],
+    ) -> Vec<String> {
         self.grants
             .iter()
             .filter(|g| g.user == user && g.target == target && g.expires_unix > now)
@@ -474,7 +500,14 @@ impl Engine {
             .collect()
     }
 
-    fn common(&self, user: &str, target: &str, ctx: &RequestContext, action: &str, tables: &[String]) -> CommonFacts {
+    fn common(
+        &self,
+        user: &str,
+        target: &str,
+        ctx: &RequestContext,
+        action: &str,
+        tables: &[String],
+    ) -> CommonFacts {
         let mut grants = self.granted_actions(user, target, ctx.now_unix, action, tables);
         grants.dedup();
         CommonFacts {
@@ -519,8 +552,12 @@ impl Engine {
         early: Vec<Judgement>,
         units: &[Unit],
     ) -> Verdict {
-        let (Some(principal), Some((resource, _))) = (self.inner.users.get(user), self.inner.targets.get(target)) else {
-            return self.unknown(user, target, "").unwrap_or_else(|| unknown_fallback(user));
+        let (Some(principal), Some((resource, _))) =
+            (self.inner.users.get(user), self.inner.targets.get(target))
+        else {
+            return self
+                .unknown(user, target, "")
+                .unwrap_or_else(|| unknown_fallback(user));
         };
         let asker = Asker {
             authorizer: &self.inner.authorizer,
@@ -554,11 +591,22 @@ impl Engine {
     }
 
     /// The cache key for a request, or `None` when it must not be cached.
-    fn cache_key(&self, kind: Kind, user: &str, target: &str, ctx: &RequestContext, text_key: &str) -> Option<String> {
+    fn cache_key(
+        &self,
+        kind: Kind,
+        user: &str,
+        target: &str,
+        ctx: &RequestContext,
+        text_key: &str,
+    ) -> Option<String> {
         if self.inner.opts.cache_capacity == 0 {
             return None;
         }
-        if self.grants.iter().any(|g| g.user == user && g.target == target) {
+        if self
+            .grants
+            .iter()
+            .any(|g| g.user == user && g.target == target)
+        {
             return None;
         }
         let p = &self.inner.enforced;
@@ -607,7 +655,11 @@ fn unknown_fallback(user: &str) -> Verdict {
 /// The user-facing message of a judgement.
 fn message(j: &Judgement, target: &str) -> String {
     let ids = j.deciding.join(", ");
-    let policies = if j.deciding.len() > 1 { "policies" } else { "policy" };
+    let policies = if j.deciding.len() > 1 {
+        "policies"
+    } else {
+        "policy"
+    };
     match j.decision {
         Decision::Allow => format!("allowed by {policies} {ids}"),
         Decision::Deny if j.deciding == ["default-deny"] => {

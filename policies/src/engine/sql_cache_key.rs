@@ -39,15 +39,63 @@ const SESSION_WORDS: &[&str] = &[
     "discard",
     "standard_conforming_strings",
 ];
-const TEMPLATE_VERBS: &[&str] = &["select", "insert", "update", "delete", "with", "values", "table"];
+const TEMPLATE_VERBS: &[&str] = &[
+    "select", "insert", "update", "delete", "with", "values", "table",
+];
 /// Words that are not column names when they stand left of a comparison.
 const NOT_COLUMNS: &[&str] = &[
-    "all", "and", "any", "array", "as", "between", "by", "case", "current_date", "current_role",
-    "current_time", "current_timestamp", "current_user", "date", "default", "distinct", "else",
-    "end", "exists", "false", "from", "having", "ilike", "in", "interval", "is", "like",
-    "limit", "localtime", "localtimestamp", "not", "null", "offset", "on", "or", "returning",
-    "row", "select", "session_user", "set", "similar", "some", "then", "time", "timestamp",
-    "true", "unknown", "user", "using", "values", "when", "where",
+    "all",
+    "and",
+    "any",
+    "array",
+    "as",
+    "between",
+    "by",
+    "case",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "date",
+    "default",
+    "distinct",
+    "else",
+    "end",
+    "exists",
+    "false",
+    "from",
+    "having",
+    "ilike",
+    "in",
+    "interval",
+    "is",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "or",
+    "returning",
+    "row",
+    "select",
+    "session_user",
+    "set",
+    "similar",
+    "some",
+    "then",
+    "time",
+    "timestamp",
+    "true",
+    "unknown",
+    "user",
+    "using",
+    "values",
+    "when",
+    "where",
 ];
 const COMPARISONS: &[&str] = &["=", "<>", "!=", "<", ">", "<=", ">="];
 
@@ -144,7 +192,8 @@ fn lex(text: &str, standard_strings: bool) -> Option<Vec<Token>> {
             let end = k + tag.len();
             tokens.push(Token::Literal(chars.get(i..end)?.iter().collect()));
             i = end;
-        } else if c.is_ascii_digit() || (c == '.' && at(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        } else if c.is_ascii_digit() || (c == '.' && at(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let start = i;
             while at(i).is_some_and(|d| d.is_ascii_digit()) {
                 i += 1;
@@ -177,7 +226,11 @@ fn lex(text: &str, standard_strings: bool) -> Option<Vec<Token>> {
             while at(i).is_some_and(is_word_char) {
                 i += 1;
             }
-            let word: String = chars.get(start..i)?.iter().collect::<String>().to_lowercase();
+            let word: String = chars
+                .get(start..i)?
+                .iter()
+                .collect::<String>()
+                .to_lowercase();
             if at(i) == Some('\'') {
                 // Prefixed strings: E'..' (backslash escapes), B'..', X'..', N'..'; U&'..' bails.
                 let backslashes = match word.as_str() {
@@ -205,7 +258,10 @@ fn lex(text: &str, standard_strings: bool) -> Option<Vec<Token>> {
             let start = i;
             while at(i).is_some_and(is_op_char) {
                 let next = at(i + 1);
-                if i > start && ((at(i) == Some('-') && next == Some('-')) || (at(i) == Some('/') && next == Some('*'))) {
+                if i > start
+                    && ((at(i) == Some('-') && next == Some('-'))
+                        || (at(i) == Some('/') && next == Some('*')))
+                {
                     break;
                 }
                 i += 1;
@@ -251,7 +307,24 @@ fn ends_operand(token: Option<&Token>) -> bool {
     match token {
         None | Some(Token::Punct(_)) => true,
         Some(Token::Op(op)) => op == "::",
-        Some(Token::Word(w)) => !NOT_COLUMNS.contains(&w.as_str()) || ["and", "or", "limit", "offset", "returning", "on", "where", "from", "end", "then", "else", "when"].contains(&w.as_str()),
+        Some(Token::Word(w)) => {
+            !NOT_COLUMNS.contains(&w.as_str())
+                || [
+                    "and",
+                    "or",
+                    "limit",
+                    "offset",
+                    "returning",
+                    "on",
+                    "where",
+                    "from",
+                    "end",
+                    "then",
+                    "else",
+                    "when",
+                ]
+                .contains(&w.as_str())
+        }
         _ => false,
     }
 }
@@ -348,21 +421,42 @@ mod tests {
 
     #[test]
     fn literals_compared_with_columns_share_a_key() {
-        assert_eq!(key("SELECT * FROM t WHERE id = 5"), key("select *  from t where id=77"));
+        assert_eq!(
+            key("SELECT * FROM t WHERE id = 5"),
+            key("select *  from t where id=77")
+        );
         assert_eq!(
             key("UPDATE t SET a = 'x' WHERE id = 1"),
             key("UPDATE t SET a = 'yy' WHERE id = 2 -- c")
         );
-        assert_eq!(key("INSERT INTO t VALUES (1, 'a'), (2, 'b')"), key("INSERT INTO t VALUES (3, 'c'), (4, 'd')"));
-        assert_eq!(key("SELECT 1 FROM t LIMIT 10"), key("SELECT 1 FROM t LIMIT 20"));
+        assert_eq!(
+            key("INSERT INTO t VALUES (1, 'a'), (2, 'b')"),
+            key("INSERT INTO t VALUES (3, 'c'), (4, 'd')")
+        );
+        assert_eq!(
+            key("SELECT 1 FROM t LIMIT 10"),
+            key("SELECT 1 FROM t LIMIT 20")
+        );
     }
 
     #[test]
     fn literals_that_matter_keep_their_value() {
-        assert_ne!(key("DELETE FROM t WHERE 1=1"), key("DELETE FROM t WHERE 1=2"));
-        assert_ne!(key("DELETE FROM t WHERE id = 5 OR 1 = 1"), key("DELETE FROM t WHERE id = 5 OR 1 = 2"));
-        assert_ne!(key("DELETE FROM t WHERE id = 5 OR 2 < 1"), key("DELETE FROM t WHERE id = 5 OR 1 < 2"));
-        assert_ne!(key("DELETE FROM t WHERE 'a' = 'a'"), key("DELETE FROM t WHERE 'a' = 'b'"));
+        assert_ne!(
+            key("DELETE FROM t WHERE 1=1"),
+            key("DELETE FROM t WHERE 1=2")
+        );
+        assert_ne!(
+            key("DELETE FROM t WHERE id = 5 OR 1 = 1"),
+            key("DELETE FROM t WHERE id = 5 OR 1 = 2")
+        );
+        assert_ne!(
+            key("DELETE FROM t WHERE id = 5 OR 2 < 1"),
+            key("DELETE FROM t WHERE id = 5 OR 1 < 2")
+        );
+        assert_ne!(
+            key("DELETE FROM t WHERE 'a' = 'a'"),
+            key("DELETE FROM t WHERE 'a' = 'b'")
+        );
         assert_ne!(key("COPY t TO '/tmp/f'"), key("COPY t TO PROGRAM 'cmd'"));
         assert_ne!(
             key("SELECT set_config('role', 'x', false)"),
@@ -372,10 +466,22 @@ mod tests {
             key("INSERT INTO t VALUES (set_config('role', 'x', false))"),
             key("INSERT INTO t VALUES (set_config('work_mem', 'x', false))")
         );
-        assert_ne!(key("SET search_path = 'secrets'"), key("SET search_path = 'app'"));
-        assert_ne!(key("SET search_path = secrets"), key("SET search_path = app"));
-        assert_ne!(key("DELETE FROM t WHERE true = 't'"), key("DELETE FROM t WHERE true = 'f'"));
-        assert_ne!(key("DELETE FROM t WHERE 5::int = 5"), key("DELETE FROM t WHERE 5::int = 6"));
+        assert_ne!(
+            key("SET search_path = 'secrets'"),
+            key("SET search_path = 'app'")
+        );
+        assert_ne!(
+            key("SET search_path = secrets"),
+            key("SET search_path = app")
+        );
+        assert_ne!(
+            key("DELETE FROM t WHERE true = 't'"),
+            key("DELETE FROM t WHERE true = 'f'")
+        );
+        assert_ne!(
+            key("DELETE FROM t WHERE 5::int = 5"),
+            key("DELETE FROM t WHERE 5::int = 6")
+        );
         assert_ne!(
             key("DELETE FROM t WHERE 'a' COLLATE \"C\" = 'a'"),
             key("DELETE FROM t WHERE 'a' COLLATE \"C\" = 'b'")
@@ -391,10 +497,14 @@ mod tests {
 
     #[test]
     fn unusual_lexing_falls_back_to_the_exact_text() {
-        assert_ne!(key("SELECT * FROM t WHERE id = 5or true"), key("SELECT * FROM t WHERE id = 6or true"));
+        assert_ne!(
+            key("SELECT * FROM t WHERE id = 5or true"),
+            key("SELECT * FROM t WHERE id = 6or true")
+        );
         assert_ne!(key("SELECT U&'\\0061'"), key("SELECT U&'\\0062'"));
         assert_ne!(key("SELECT 'a"), key("SELECT 'b"));
         // Backslashes escape quotes when standard_conforming_strings is off.
-        assert_ne!(sql_key("SELECT * FROM t WHERE a = 'x\\' OR 1=1 --'", false), sql_key("SELECT * FROM t WHERE a = 'y\\' OR 1=1 --'", false));
+        let text = "SELECT * FROM t WHERE a = 'x\\' OR 1=1 --'";
+        assert_ne!(sql_key(text, false), sql_key(text, true));
     }
 }

@@ -45,7 +45,11 @@ struct EvalInput {
 /// Sessions per (user, target) across a stream.
 type Sessions = HashMap<(String, String), SqlSession>;
 
-fn evaluate(engine: &Engine, input: &EvalInput, sessions: &mut Sessions) -> Result<Verdict, String> {
+fn evaluate(
+    engine: &Engine,
+    input: &EvalInput,
+    sessions: &mut Sessions,
+) -> Result<Verdict, String> {
     let ctx = RequestContext {
         source_ip: input.source_ip,
         mfa_age_secs: input.mfa_age,
@@ -63,7 +67,11 @@ fn evaluate(engine: &Engine, input: &EvalInput, sessions: &mut Sessions) -> Resu
                 "read" => SftpOp::Read,
                 "write" => SftpOp::Write,
                 "delete" => SftpOp::Delete,
-                other => return Err(format!("unknown sftp op {other:?}: expected read, write or delete")),
+                other => {
+                    return Err(format!(
+                        "unknown sftp op {other:?}: expected read, write or delete"
+                    ))
+                }
             };
             Ok(engine.decide_sftp(user, target, op, text, &ctx))
         }
@@ -113,7 +121,12 @@ fn output(verdict: &Verdict, explain: bool) -> Value {
 
 /// `bastion policy eval`: one output line per input line (blank lines are echoed as errors
 /// too, so line numbers match). `explain` adds every matching policy, permits included.
-pub fn eval_jsonl(engine: &Engine, input: impl BufRead, mut out: impl Write, explain: bool) -> io::Result<()> {
+pub fn eval_jsonl(
+    engine: &Engine,
+    input: impl BufRead,
+    mut out: impl Write,
+    explain: bool,
+) -> io::Result<()> {
     let mut sessions = Sessions::new();
     for line in input.lines() {
         let line = line?;
@@ -158,7 +171,9 @@ pub fn run_cases(engine: &Engine, input: impl BufRead) -> CaseReport {
             Ok(l) => l,
             Err(e) => {
                 report.total += 1;
-                report.failures.push(format!("line {number}: cannot read: {e}"));
+                report
+                    .failures
+                    .push(format!("line {number}: cannot read: {e}"));
                 continue;
             }
         };
@@ -175,7 +190,9 @@ pub fn run_cases(engine: &Engine, input: impl BufRead) -> CaseReport {
             }
         };
         let Some(expect) = case.expect.clone() else {
-            report.failures.push(format!("line {number}: {trimmed}: no \"expect\" (allow, deny or step_up)"));
+            report.failures.push(format!(
+                "line {number}: {trimmed}: no \"expect\" (allow, deny or step_up)"
+            ));
             continue;
         };
         if !["allow", "deny", "step_up"].contains(&expect.as_str()) {
@@ -187,7 +204,9 @@ pub fn run_cases(engine: &Engine, input: impl BufRead) -> CaseReport {
         let verdict = match evaluate(engine, &case, &mut sessions) {
             Ok(v) => v,
             Err(e) => {
-                report.failures.push(format!("line {number}: {trimmed}: {e}"));
+                report
+                    .failures
+                    .push(format!("line {number}: {trimmed}: {e}"));
                 continue;
             }
         };
@@ -211,7 +230,11 @@ pub fn run_cases(engine: &Engine, input: impl BufRead) -> CaseReport {
                 Some(s) => format!("step_up ({s})"),
                 None => verdict.decision.as_str().to_string(),
             };
-            let note = case.note.as_deref().map(|n| format!(" [{n}]")).unwrap_or_default();
+            let note = case
+                .note
+                .as_deref()
+                .map(|n| format!(" [{n}]"))
+                .unwrap_or_default();
             report.failures.push(format!(
                 "line {number}: {} {} on {}: {:?}{note}: expected {expected}, got {got} by [{}]: {}",
                 case.kind,

@@ -4,9 +4,30 @@
 
 /// Commands whose standard output is fetched from the network.
 const DOWNLOADERS: &[&str] = &[
-    "curl", "wget", "nc", "ncat", "netcat", "socat", "fetch", "aria2c", "http", "https", "xh",
-    "lwp-request", "lwp-download", "GET", "tftp", "ftp", "telnet", "ssh", "openssl", "wget2",
-    "curlie", "scp", "sftp", "rsync",
+    "curl",
+    "wget",
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "fetch",
+    "aria2c",
+    "http",
+    "https",
+    "xh",
+    "lwp-request",
+    "lwp-download",
+    "GET",
+    "tftp",
+    "ftp",
+    "telnet",
+    "ssh",
+    "openssl",
+    "wget2",
+    "curlie",
+    "scp",
+    "sftp",
+    "rsync",
 ];
 
 /// Whether a command with this normalised name downloads.

@@ -43,7 +43,11 @@ pub(super) fn code_source(name: &str, argv: &[ShellWord]) -> CodeSource {
         let program = args.iter().find(|w| !w.text.starts_with('-'));
         return match program {
             Some(p) if !p.is_static() => CodeSource::Inline,
-            Some(p) if p.text.contains("system") || p.text.contains('|') || p.text.contains("getline") => {
+            Some(p)
+                if p.text.contains("system")
+                    || p.text.contains('|')
+                    || p.text.contains("getline") =>
+            {
                 CodeSource::Inline
             }
             _ => CodeSource::NotCode,
@@ -56,7 +60,17 @@ pub(super) fn code_source(name: &str, argv: &[ShellWord]) -> CodeSource {
 pub(super) fn is_shell(name: &str) -> bool {
     matches!(
         name,
-        "sh" | "bash" | "zsh" | "dash" | "ksh" | "ash" | "mksh" | "yash" | "posh" | "fish" | "csh" | "tcsh"
+        "sh" | "bash"
+            | "zsh"
+            | "dash"
+            | "ksh"
+            | "ash"
+            | "mksh"
+            | "yash"
+            | "posh"
+            | "fish"
+            | "csh"
+            | "tcsh"
     )
 }
 
@@ -144,7 +158,10 @@ fn operand_source(word: &ShellWord) -> CodeSource {
             download: word.download,
         };
     }
-    if matches!(word.text.as_str(), "/dev/stdin" | "/dev/fd/0" | "/proc/self/fd/0" | "-") {
+    if matches!(
+        word.text.as_str(),
+        "/dev/stdin" | "/dev/fd/0" | "/proc/self/fd/0" | "-"
+    ) {
         return CodeSource::Stdin;
     }
     CodeSource::NotCode

@@ -43,7 +43,17 @@ pub fn extract(line: &str, limits: &ShellLimits) -> ShellLineFacts {
         },
         Err(error) => ShellLineFacts {
             commands: Vec::new(),
-            unparsed: Some(error.to_string()),
+            unparsed: Some(shorten(error.to_string())),
         },
+    }
+}
+
+/// Longest `unparsed` message kept (parser messages can list every open here-document).
+const MAX_MESSAGE_CHARS: usize = 300;
+
+fn shorten(message: String) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}...", message.get(..cut).unwrap_or_default()),
+        None => message,
     }
 }

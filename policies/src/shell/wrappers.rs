@@ -78,7 +78,16 @@ const SU: Spec = Spec {
     code_options: &["-c", "--command", "--session-command"],
     ..spec(
         &["su"],
-        &["-s", "--shell", "-g", "--group", "-G", "--supp-group", "-w", "--whitelist-environment"],
+        &[
+            "-s",
+            "--shell",
+            "-g",
+            "--group",
+            "-G",
+            "--supp-group",
+            "-w",
+            "--whitelist-environment",
+        ],
     )
 };
 
@@ -88,7 +97,20 @@ const SCRIPT: Spec = Spec {
     code_options: &["-c", "--command"],
     ..spec(
         &["script"],
-        &["-E", "--echo", "-I", "--log-in", "-O", "--log-out", "-T", "--log-timing", "-B", "--log-io", "-m", "--logging-format"],
+        &[
+            "-E",
+            "--echo",
+            "-I",
+            "--log-in",
+            "-O",
+            "--log-out",
+            "-T",
+            "--log-timing",
+            "-B",
+            "--log-io",
+            "-m",
+            "--logging-format",
+        ],
     )
 };
 
@@ -97,7 +119,18 @@ const WRAPPERS: &[Spec] = &[
         inert_options: &["-v", "-V"],
         ..spec(&["command"], &[])
     },
-    spec(&["builtin", "nohup", "setsid", "busybox", "unbuffer", "fakeroot", "catchsegv"], &[]),
+    spec(
+        &[
+            "builtin",
+            "nohup",
+            "setsid",
+            "busybox",
+            "unbuffer",
+            "fakeroot",
+            "catchsegv",
+        ],
+        &[],
+    ),
     Spec {
         assignments: true,
         code_options: &["-S", "--split-string"],
@@ -109,20 +142,41 @@ const WRAPPERS: &[Spec] = &[
         operands: 1,
         ..spec(&["timeout"], &["-s", "--signal", "-k", "--kill-after"])
     },
-    spec(&["stdbuf"], &["-i", "--input", "-o", "--output", "-e", "--error"]),
+    spec(
+        &["stdbuf"],
+        &["-i", "--input", "-o", "--output", "-e", "--error"],
+    ),
     spec(&["exec"], &["-a"]),
     spec(
         &["xargs"],
         &[
-            "-a", "--arg-file", "-d", "--delimiter", "-E", "-e", "--eof", "-I", "--replace", "-L",
-            "--max-lines", "-n", "--max-args", "-P", "--max-procs", "-s", "--max-chars",
+            "-a",
+            "--arg-file",
+            "-d",
+            "--delimiter",
+            "-E",
+            "-e",
+            "--eof",
+            "-I",
+            "--replace",
+            "-L",
+            "--max-lines",
+            "-n",
+            "--max-args",
+            "-P",
+            "--max-procs",
+            "-s",
+            "--max-chars",
             "--process-slot-var",
         ],
     ),
     Spec {
         operands: 1,
         code_options: &["-c", "--command"],
-        ..spec(&["flock"], &["-w", "--timeout", "--wait", "-E", "--conflict-exit-code"])
+        ..spec(
+            &["flock"],
+            &["-w", "--timeout", "--wait", "-E", "--conflict-exit-code"],
+        )
     },
     Spec {
         inert_options: &["-p", "--pid", "-P", "--pgid", "-u", "--uid"],
@@ -131,7 +185,17 @@ const WRAPPERS: &[Spec] = &[
     Spec {
         operands: 1,
         inert_options: &["-p", "--pid", "-m", "--max"],
-        ..spec(&["chrt"], &["-T", "--sched-runtime", "-P", "--sched-period", "-D", "--sched-deadline"])
+        ..spec(
+            &["chrt"],
+            &[
+                "-T",
+                "--sched-runtime",
+                "-P",
+                "--sched-period",
+                "-D",
+                "--sched-deadline",
+            ],
+        )
     },
     Spec {
         operands: 1,
@@ -140,13 +204,42 @@ const WRAPPERS: &[Spec] = &[
     },
     Spec {
         assignments: true,
-        inert_options: &["-l", "--list", "-e", "--edit", "-v", "--validate", "-k", "-K", "-V"],
+        inert_options: &[
+            "-l",
+            "--list",
+            "-e",
+            "--edit",
+            "-v",
+            "--validate",
+            "-k",
+            "-K",
+            "-V",
+        ],
         ..spec(
             &["sudo"],
             &[
-                "-u", "--user", "-g", "--group", "-C", "--close-from", "-D", "--chdir", "-h",
-                "--host", "-p", "--prompt", "-r", "--role", "-t", "--type", "-T",
-                "--command-timeout", "-U", "--other-user", "-R", "--chroot",
+                "-u",
+                "--user",
+                "-g",
+                "--group",
+                "-C",
+                "--close-from",
+                "-D",
+                "--chdir",
+                "-h",
+                "--host",
+                "-p",
+                "--prompt",
+                "-r",
+                "--role",
+                "-t",
+                "--type",
+                "-T",
+                "--command-timeout",
+                "-U",
+                "--other-user",
+                "-R",
+                "--chroot",
             ],
         )
     },
@@ -161,7 +254,18 @@ const WRAPPERS: &[Spec] = &[
 ];
 
 /// Options of `runuser` in its `-u USER CMD` form (its other form is `su`'s).
-const RUNUSER_VALUE_OPTIONS: &[&str] = &["-u", "--user", "-g", "--group", "-G", "--supp-group", "-s", "--shell", "-w", "--whitelist-environment"];
+const RUNUSER_VALUE_OPTIONS: &[&str] = &[
+    "-u",
+    "--user",
+    "-g",
+    "--group",
+    "-G",
+    "--supp-group",
+    "-s",
+    "--shell",
+    "-w",
+    "--whitelist-environment",
+];
 
 /// What `argv` (name first) runs besides itself. `name` is the normalised command name.
 pub(super) fn inner_commands(name: &str, argv: &[ShellWord]) -> Vec<Inner> {
@@ -180,7 +284,10 @@ pub(super) fn inner_commands(name: &str, argv: &[ShellWord]) -> Vec<Inner> {
         "watch" => watch(argv),
         "find" => find_exec(argv),
         "runuser" => {
-            let uses_user = argv.iter().skip(1).any(|w| w.text == "-u" || w.text.starts_with("--user"));
+            let uses_user = argv
+                .iter()
+                .skip(1)
+                .any(|w| w.text == "-u" || w.text.starts_with("--user"));
             if uses_user {
                 let spec = spec(&["runuser"], RUNUSER_VALUE_OPTIONS);
                 read_wrapper(&spec, argv)
@@ -215,8 +322,7 @@ pub(super) fn inner_commands(name: &str, argv: &[ShellWord]) -> Vec<Inner> {
 
 /// Whether `name` is a wrapper this module sees through (used for the `flags` of wrappers).
 pub(super) fn is_wrapper(name: &str) -> bool {
-    WRAPPERS.iter().any(|s| s.names.contains(&name))
-        || matches!(name, "runuser" | "watch" | "eval")
+    WRAPPERS.iter().any(|s| s.names.contains(&name)) || matches!(name, "runuser" | "watch" | "eval")
 }
 
 fn read_wrapper(spec: &Spec, argv: &[ShellWord]) -> Vec<Inner> {
@@ -239,12 +345,21 @@ fn read_wrapper(spec: &Spec, argv: &[ShellWord]) -> Vec<Inner> {
             if spec.inert_options.contains(&option) {
                 return found;
             }
-            let takes_value = spec.value_options.contains(&option) || spec.code_options.contains(&option);
-            let value_index = if attached.is_some() { None } else { Some(i + 1) };
+            let takes_value =
+                spec.value_options.contains(&option) || spec.code_options.contains(&option);
+            let value_index = if attached.is_some() {
+                None
+            } else {
+                Some(i + 1)
+            };
             if spec.code_options.contains(&option) {
                 push_code_value(&mut found, argv, word, attached, value_index);
             }
-            i += if takes_value && attached.is_none() { 2 } else { 1 };
+            i += if takes_value && attached.is_none() {
+                2
+            } else {
+                1
+            };
             continue;
         }
         if !options_done && arg.starts_with('-') && arg.len() > 1 {
@@ -305,7 +420,9 @@ fn push_code_value(
         })),
         None => {
             if let Some(value) = value_index.and_then(|at| argv.get(at)) {
-                found.push(Inner::Code(CodeText::from_words(std::slice::from_ref(value))));
+                found.push(Inner::Code(CodeText::from_words(std::slice::from_ref(
+                    value,
+                ))));
             }
         }
     }

@@ -151,7 +151,15 @@ fn statement_facts(
             "DO blocks run procedural code that cannot be inspected".to_owned(),
         );
     }
-    let parsed = parse_one(chunk.clone(), limits);
+    let parsed = parse_one(chunk.clone(), limits).or_else(|error| {
+        // `COPY ... WITH (FREEZE ON)` (pgbench -i) spells booleans as ON/OFF, which sqlparser
+        // only accepts as TRUE/FALSE. PostgreSQL treats them the same, so retry with them.
+        if verb == "COPY" {
+            parse_one(copy_booleans(&chunk), limits).map_err(|_| error)
+        } else {
+            Err(error)
+        }
+    });
     let mut facts = match parsed {
         Ok(statement) => from_statement(
             &statement,
@@ -518,4 +526,59 @@ fn finish(facts: &mut SqlStatementFacts) {
             true
         }
     });
+}
+
+/// The tokens of a COPY with `ON`/`OFF` after a boolean option replaced by `TRUE`/`FALSE`.
+fn copy_booleans(chunk: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+    const BOOLEAN_OPTIONS: [&str; 4] = ["FREEZE", "HEADER", "OIDS", "CSV"];
+    let mut previous: Option<String> = None;
+    chunk
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            if let Token::Word(w) = &t.token {
+                let upper = w.value.to_ascii_uppercase();
+                let after_option = previous
+                    .as_deref()
+                    .is_some_and(|p| BOOLEAN_OPTIONS.contains(&p));
+                if after_option && (upper == "ON" || upper == "OFF") {
+                    t.token = Token::make_keyword(if upper == "ON" { "TRUE" } else { "FALSE" });
+                }
+                previous = Some(upper);
+            } else if !matches!(t.token, Token::Whitespace(_)) {
+                previous = None;
+            }
+            t
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod copy_boolean_tests {
+    use super::*;
+
+    #[test]
+    fn pgbench_copy_with_freeze_on_is_copy_in_not_unparsed() {
+        let mut session = SqlSession::default();
+        let facts = extract(
+            "copy pgbench_accounts from stdin with (freeze on)",
+            &mut session,
+            &SqlLimits::default(),
+        );
+        assert_eq!(facts.statements.len(), 1);
+        assert_eq!(facts.statements[0].unparsed, None);
+        assert_eq!(facts.statements[0].class, SqlClass::CopyIn);
+        // ON elsewhere is untouched: a COPY TO PROGRAM stays an escape hatch.
+        let facts = extract(
+            "COPY t TO PROGRAM 'id' WITH (HEADER ON)",
+            &mut session,
+            &SqlLimits::default(),
+        );
+        assert!(
+            facts.statements[0].escape_hatch
+                || facts.statements[0].copy_endpoint
+                    == Some(super::super::facts::CopyEndpoint::Program)
+        );
+    }
 }
