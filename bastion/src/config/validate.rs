@@ -262,12 +262,14 @@ impl Validator<'_> {
                 "human" => UserKind::Human,
                 "service" => UserKind::Service,
                 "agent" => UserKind::Agent,
-                other => return self.err(
-                    u.kind.span(),
-                    format!(
+                other => {
+                    return self.err(
+                        u.kind.span(),
+                        format!(
                         "user {name}: unknown kind {other:?}; valid kinds: human, service, agent"
                     ),
-                ),
+                    )
+                }
             };
             let scram_verifier = match &u.scram_verifier {
                 None => None,
@@ -326,12 +328,14 @@ impl Validator<'_> {
             let protocol = match t.protocol.get_ref().as_str() {
                 "postgres" => Protocol::Postgres,
                 "ssh" => Protocol::Ssh,
-                other => return self.err(
-                    t.protocol.span(),
-                    format!(
+                other => {
+                    return self.err(
+                        t.protocol.span(),
+                        format!(
                         "target {name}: unknown protocol {other:?}; valid protocols: postgres, ssh"
                     ),
-                ),
+                    )
+                }
             };
             let address = t.address.get_ref().clone();
             let port_ok = address.rsplit_once(':').is_some_and(|(host, port)| {

@@ -20,7 +20,7 @@ use protocol::postgres::{
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
@@ -121,11 +121,14 @@ async fn entry(
         let packet = match read_startup(&mut tcp, &mut buf).await {
             Ok(p) => p,
             Err(e) => {
-                let _ = super::stream::send(&mut tcp, &reply::fatal(
+                let _ = super::stream::send(
+                    &mut tcp,
+                    &reply::fatal(
                         sqlstate::PROTOCOL_VIOLATION,
                         &format!("invalid startup packet: {e}"),
-                    ))
-                    .await;
+                    ),
+                )
+                .await;
                 return Err(e);
             }
         };
@@ -160,11 +163,14 @@ async fn entry(
             return Ok(None);
         }
         _ => {
-            super::stream::send(&mut client, &reply::fatal(
+            super::stream::send(
+                &mut client,
+                &reply::fatal(
                     sqlstate::PROTOCOL_VIOLATION,
                     "unexpected packet after TLS negotiation",
-                ))
-                .await?;
+                ),
+            )
+            .await?;
             return Ok(None);
         }
     };
@@ -193,22 +199,28 @@ async fn entry(
             .any(|n| n.contains(&peer.ip()))
     {
         rec.fail("plaintext refused").await;
-        super::stream::send(&mut client, &reply::fatal(
+        super::stream::send(
+            &mut client,
+            &reply::fatal(
                 sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                 "the bastion requires TLS: connect with sslmode=require or verify-full",
-            ))
-            .await?;
+            ),
+        )
+        .await?;
         return Ok(None);
     }
     let Some(route) = parse_route(&user) else {
         rec.fail("user name is not identity@target").await;
-        super::stream::send(&mut client, &reply::fatal(
+        super::stream::send(
+            &mut client,
+            &reply::fatal(
                 sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                 &format!(
                     "user name {user:?} does not route: use identity@target, e.g. alice@prod-db"
                 ),
-            ))
-            .await?;
+            ),
+        )
+        .await?;
         return Ok(None);
     };
     tracing::Span::current()
@@ -226,16 +238,22 @@ async fn entry(
                 Ok(()) => upstream_params.push((k.clone(), v.clone())),
                 Err(e) => {
                     rec.fail(&e).await;
-                    super::stream::send(&mut client, &reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &e))
-                        .await?;
+                    super::stream::send(
+                        &mut client,
+                        &reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &e),
+                    )
+                    .await?;
                     return Ok(None);
                 }
             },
             "replication" => {
                 let msg = "replication connections are not allowed through the bastion".to_string();
                 rec.fail(&msg).await;
-                super::stream::send(&mut client, &reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &msg))
-                    .await?;
+                super::stream::send(
+                    &mut client,
+                    &reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &msg),
+                )
+                .await?;
                 return Ok(None);
             }
             _ if SAFE_PARAMS.contains(&lower.as_str()) => {
@@ -250,8 +268,11 @@ async fn entry(
                     SAFE_PARAMS.join(", ")
                 );
                 rec.fail(&msg).await;
-                super::stream::send(&mut client, &reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &msg))
-                    .await?;
+                super::stream::send(
+                    &mut client,
+                    &reply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, &msg),
+                )
+                .await?;
                 return Ok(None);
             }
         }
@@ -263,14 +284,17 @@ async fn entry(
             Some(format!("locked out for {}s", left.as_secs())),
         )
         .await;
-        super::stream::send(&mut client, &reply::fatal(
+        super::stream::send(
+            &mut client,
+            &reply::fatal(
                 sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                 &format!(
                     "too many failed login attempts; try again in {} seconds",
                     left.as_secs().max(1)
                 ),
-            ))
-            .await?;
+            ),
+        )
+        .await?;
         return Ok(None);
     }
 
@@ -316,7 +340,9 @@ async fn entry(
             data: server_first.into(),
         }
         .encode(&mut out);
-        super::stream::send(&mut client, &out).await.map_err(|e| e.to_string())?;
+        super::stream::send(&mut client, &out)
+            .await
+            .map_err(|e| e.to_string())?;
         let f = read_frame(&mut client, &mut buf)
             .await
             .map_err(|e| e.to_string())?;
@@ -332,11 +358,14 @@ async fn entry(
             let delay = shared.lockouts.failure(&route.identity, peer.ip());
             tokio::time::sleep(delay).await;
             rec.fail(&reason).await;
-            let _ = super::stream::send(&mut client, &reply::fatal(
+            let _ = super::stream::send(
+                &mut client,
+                &reply::fatal(
                     sqlstate::INVALID_PASSWORD,
                     &format!("password authentication failed for user \"{user}\""),
-                ))
-                .await;
+                ),
+            )
+            .await;
             return Ok(None);
         }
     };
@@ -353,11 +382,14 @@ async fn entry(
     let Some(target) = target_of(&shared.config, &route.target, Protocol::Postgres) else {
         rec.fail(&format!("no PostgreSQL target named {}", route.target))
             .await;
-        super::stream::send(&mut client, &reply::fatal(
+        super::stream::send(
+            &mut client,
+            &reply::fatal(
                 sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                 &format!("no PostgreSQL target named {:?}", route.target),
-            ))
-            .await?;
+            ),
+        )
+        .await?;
         return Ok(None);
     };
     let ctx = super::relay::request_context(peer, None);
@@ -370,14 +402,17 @@ async fn entry(
             verdict.decision, verdict.message
         ))
         .await;
-        super::stream::send(&mut client, &reply::fatal(
+        super::stream::send(
+            &mut client,
+            &reply::fatal(
                 sqlstate::INSUFFICIENT_PRIVILEGE,
                 &format!(
                     "connection to {} refused: {}",
                     route.target, verdict.message
                 ),
-            ))
-            .await?;
+            ),
+        )
+        .await?;
         return Ok(None);
     }
     let session_id = crate::sessions::new_session_id();
@@ -394,11 +429,11 @@ async fn entry(
         Ok(h) => h,
         Err(e) => {
             rec.fail(&e.to_string()).await;
-            super::stream::send(&mut client, &reply::fatal(
-                    sqlstate::TOO_MANY_CONNECTIONS,
-                    &e.to_string(),
-                ))
-                .await?;
+            super::stream::send(
+                &mut client,
+                &reply::fatal(sqlstate::TOO_MANY_CONNECTIONS, &e.to_string()),
+            )
+            .await?;
             return Ok(None);
         }
     };
@@ -419,11 +454,14 @@ async fn entry(
     };
     if let Err(e) = shared.recorder.session_start(start).await {
         if !shared.config.recorder.allow_on_error {
-            super::stream::send(&mut client, &reply::fatal(
+            super::stream::send(
+                &mut client,
+                &reply::fatal(
                     "58030",
                     &format!("the audit trail cannot record this session: {e}"),
-                ))
-                .await?;
+                ),
+            )
+            .await?;
             return Ok(None);
         }
         tracing::error!(error = %e, "recorder failed; continuing because on_recorder_error = allow");

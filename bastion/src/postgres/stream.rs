@@ -10,7 +10,10 @@ pub type BoxStream = Box<dyn AsyncStream>;
 
 /// Writes all of `bytes` and flushes: TLS holds written bytes in its record buffer until
 /// flushed, so an error sent just before closing would otherwise never arrive.
-pub async fn send<S: AsyncWrite + Unpin + ?Sized>(stream: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+pub async fn send<S: AsyncWrite + Unpin + ?Sized>(
+    stream: &mut S,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
     stream.write_all(bytes).await?;
     stream.flush().await

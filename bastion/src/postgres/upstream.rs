@@ -11,7 +11,7 @@ use protocol::postgres::scram::{ChannelBinding, ScramClient};
 use protocol::postgres::{decode_frame, BackendMessage, Frame, StartupPacket, TransactionStatus};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 /// Why the target could not be used. Messages are shown to the client (without secrets).
