@@ -161,19 +161,45 @@ enum Listener {
     Postgres,
 }
 
-/// Reloads policies on SIGHUP; a set that does not validate is refused and the old one stays.
+/// Reloads policies on SIGHUP and when a policy file changes (polled every 2 s, so no watcher
+/// dependency); a set that does not validate is refused and the old one stays in force.
 async fn reload_on_sighup(shared: Arc<crate::state::Shared>, cancel: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
+    let files: Vec<std::path::PathBuf> = shared
+        .config
+        .policies
+        .files
+        .iter()
+        .chain(shared.config.policies.shadow_files.iter())
+        .cloned()
+        .collect();
+    let stamp = |files: &[std::path::PathBuf]| -> Vec<Option<std::time::SystemTime>> {
+        files
+            .iter()
+            .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+            .collect()
+    };
+    let mut seen = stamp(&files);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
-        tokio::select! {
+        let why = tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = hup.recv() => match shared.reload_policies() {
-                Ok(n) => tracing::info!(policies = n, "policies reloaded"),
-                Err(e) => tracing::error!(error = %e, "policy reload refused; the previous policies stay in force"),
-            },
+            _ = hup.recv() => "SIGHUP",
+            _ = tick.tick() => {
+                let now = stamp(&files);
+                if now == seen { continue; }
+                seen = now;
+                "policy file changed"
+            }
+        };
+        match shared.reload_policies() {
+            Ok(n) => tracing::info!(policies = n, trigger = why, "policies reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, trigger = why, "policy reload refused; the previous policies stay in force")
+            }
         }
     }
 }
