@@ -3,23 +3,8 @@
 //! whether a redirection writes a file, and which named paths are credential stores.
 use crate::shell::ShellCommandFacts;
 
-/// Paths that are credential stores whatever the context (SH-2).
-const SENSITIVE_FILES: &[&str] = &[
-    "/etc/shadow",
-    "/etc/gshadow",
-    "/etc/shadow-",
-    "/etc/gshadow-",
-];
-
-/// Private key file names tried against globs under `.ssh/`.
-const KEY_NAMES: &[&str] = &[
-    "id_rsa",
-    "id_dsa",
-    "id_ecdsa",
-    "id_ed25519",
-    "id_ecdsa_sk",
-    "id_ed25519_sk",
-];
+/// Credential stores and SSH private key names: one list, shared with the shell extractor.
+use crate::shell::paths::{PRIVATE_KEY_NAMES as KEY_NAMES, PROTECTED as SENSITIVE_FILES};
 
 /// Lexically normalise a path: `//` and `/./` collapse, `..` pops (never above the root).
 pub(crate) fn normalize_path(path: &str) -> String {

@@ -22,7 +22,7 @@ mod download;
 pub mod facts;
 mod interpreters;
 mod parse;
-mod paths;
+pub(crate) mod paths;
 mod walk;
 mod words;
 mod wrappers;

@@ -3,8 +3,9 @@
 //! and the protected paths a glob could match (`/etc/sha*` could be `/etc/shadow`), so the
 //! engine can judge a glob as the protected path it may expand to.
 
-/// Concrete protected paths a glob is tested against, segment by segment.
-const PROTECTED: &[&str] = &[
+/// Concrete protected paths a glob is tested against, segment by segment (also SH-2's
+/// credential stores in `engine::derived`).
+pub(crate) const PROTECTED: &[&str] = &[
     "/etc/shadow",
     "/etc/gshadow",
     "/etc/shadow-",
@@ -12,7 +13,7 @@ const PROTECTED: &[&str] = &[
 ];
 
 /// File names of SSH private keys (a glob matching one of them under `.ssh/` is reported).
-const PRIVATE_KEY_NAMES: &[&str] = &[
+pub(crate) const PRIVATE_KEY_NAMES: &[&str] = &[
     "id_rsa",
     "id_dsa",
     "id_ecdsa",
