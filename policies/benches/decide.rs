@@ -2,6 +2,8 @@
 //! a typical 200-character statement decided from scratch and from the cache, a shell line,
 //! and raw sqlparser parse time for comparison. Prints median and p99 in microseconds.
 //! Targets (release): scratch <= 50 us, cached <= 5 us, shell <= 30 us.
+//! With `BENCH_JSON=<file>` each figure is also appended there as a JSON line for
+//! `scripts/bench` (`{"suite":"policy","bench":..,"median_us":..,"p99_us":..,"target_us":..}`).
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -132,25 +134,50 @@ fn main() {
         black_box(scratch_engine.decide_shell("alice", "web1", black_box(SHELL_LINE), &ctx));
     });
     println!("{:<40} {:>10} {:>10}", "measure", "median us", "p99 us");
-    for (name, median, p99) in [
-        ("sqlparser parse only", parse, parse99),
-        ("sql facts only (extractor)", extract, extract99),
-        ("sql redaction + fingerprint only", redact, redact99),
-        ("sql decision from scratch", scratch, scratch99),
-        ("sql decision from cache (same text)", cached, cached99),
+    let figures = [
+        ("sqlparser parse only", parse, parse99, None),
+        ("sql facts only (extractor)", extract, extract99, None),
+        ("sql redaction + fingerprint only", redact, redact99, None),
+        ("sql decision from scratch", scratch, scratch99, Some(50.0)),
+        (
+            "sql decision from cache (same text)",
+            cached,
+            cached99,
+            Some(5.0),
+        ),
         (
             "sql decision from cache (new literal)",
             template,
             template99,
+            None,
         ),
         (
             "shell facts only (extractor)",
             shell_extract,
             shell_extract99,
+            None,
         ),
-        ("shell line from scratch", shell, shell99),
-    ] {
+        ("shell line from scratch", shell, shell99, Some(30.0)),
+    ];
+    let mut json = String::new();
+    for (name, median, p99, target) in figures {
         println!("{name:<40} {median:>10.1} {p99:>10.1}");
+        let target = target.map_or(String::new(), |t: f64| format!(",\"target_us\":{t}"));
+        json += &format!(
+            "{{\"suite\":\"policy\",\"bench\":\"{name}\",\"median_us\":{median:.2},\"p99_us\":{p99:.2}{target}}}\n"
+        );
+    }
+    if let Some(path) = std::env::var_os("BENCH_JSON") {
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(json.as_bytes()));
+        if let Err(e) = written {
+            eprintln!("cannot append to {}: {e}", path.to_string_lossy());
+            std::process::exit(1);
+        }
     }
     println!(
         "ratio scratch / parse = {:.1}; cached / parse = {:.2}",
