@@ -247,7 +247,10 @@ pub(crate) fn shell(c: &CommonFacts, cmd: &ShellCommandFacts) -> Result<Context,
 /// Context of an SFTP operation.
 pub(crate) fn sftp(c: &CommonFacts, path: &str) -> Result<Context, String> {
     let mut pairs = common(c);
-    pairs.push(("path".to_string(), string(&derived::normalize_path(path))));
+    pairs.push((
+        "path".to_string(),
+        string(&crate::shell::paths::normalize(path)),
+    ));
     finish(pairs)
 }
 

@@ -4,34 +4,9 @@
 use crate::shell::ShellCommandFacts;
 
 /// Credential stores and SSH private key names: one list, shared with the shell extractor.
-use crate::shell::paths::{PRIVATE_KEY_NAMES as KEY_NAMES, PROTECTED as SENSITIVE_FILES};
-
-/// Lexically normalise a path: `//` and `/./` collapse, `..` pops (never above the root).
-pub(crate) fn normalize_path(path: &str) -> String {
-    let absolute = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !absolute {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    if absolute {
-        format!("/{joined}")
-    } else if joined.is_empty() {
-        ".".to_string()
-    } else {
-        joined
-    }
-}
+use crate::shell::paths::{
+    normalize as normalize_path, PRIVATE_KEY_NAMES as KEY_NAMES, PROTECTED as SENSITIVE_FILES,
+};
 
 /// Glob match where `*` matches any run of characters (also `/`) and `?` or a `[...]` class
 /// matches any one character: wider than the shell, so a glob that *could* name a path does.

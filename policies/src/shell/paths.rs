@@ -24,7 +24,7 @@ pub(crate) const PRIVATE_KEY_NAMES: &[&str] = &[
 
 /// Normalises a path lexically: repeated slashes and `.` segments go, `..` removes the segment
 /// before it (never above `/`; kept at the start of a relative path or after `~`).
-pub(super) fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     if path.is_empty() {
         return String::new();
     }
