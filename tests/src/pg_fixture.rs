@@ -184,6 +184,119 @@ impl PgPath {
     }
 }
 
+/// Helpers for limit and fault tests: the bastion's process, the target's life cycle, the admin
+/// API, and a tokio-postgres client whose connection result can be awaited.
+impl PgPath {
+    /// Pid of this `bastion serve` (found by its config path in `/proc/*/cmdline`).
+    pub fn bastion_pid(&self) -> Option<u32> {
+        let config = self.bastion.config.display().to_string();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let serves = args.contains(&&b"serve"[..]);
+            let ours = args.contains(&config.as_bytes());
+            (serves && ours).then_some(pid)
+        })
+    }
+
+    /// Stops the target PostgreSQL (`pg_ctl stop -m <mode>`: `fast` or `immediate`).
+    pub fn stop_target(&self, mode: &str) -> anyhow::Result<()> {
+        crate::os::run(
+            crate::os::command_as(&pg_os_user(), &crate::pg::pg_bin("pg_ctl"))
+                .arg("-D")
+                .arg(self.pg.socket_dir().join("data"))
+                .args(["-m", mode, "-w", "stop"]),
+        )?;
+        Ok(())
+    }
+
+    /// Starts the target again after [`PgPath::stop_target`] (same data, same port).
+    pub fn start_target(&self) -> anyhow::Result<()> {
+        crate::os::run(
+            crate::os::command_as(&pg_os_user(), &crate::pg::pg_bin("pg_ctl"))
+                .arg("-D")
+                .arg(self.pg.socket_dir().join("data"))
+                .arg("-l")
+                .arg(self.pg.socket_dir().join("server.log"))
+                .args(["-w", "-t", "60", "start"]),
+        )?;
+        if !crate::os::wait_for_port(self.pg.port(), std::time::Duration::from_secs(30)) {
+            anyhow::bail!("postgres did not listen again: {}", self.pg.log());
+        }
+        Ok(())
+    }
+
+    /// Issues an admin-API token (`bastion token issue`) for `user` with `scope`, once the admin
+    /// socket answers.
+    pub fn issue_token(&self, user: &str, scope: &str) -> anyhow::Result<String> {
+        let socket = self.bastion.dir.path().join("state/admin.sock");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("admin socket never answered: {}", self.bastion.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = self
+            .bastion
+            .cli(&["token", "issue", "--user", user, "--scope", scope])?;
+        if !out.status.success() {
+            anyhow::bail!("token issue: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Runs an admin-API CLI command (`sessions kill ID`, `lockouts clear`, …) with `token`.
+    pub fn api(&self, token: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let mut all = args.to_vec();
+        all.extend(["--token", token]);
+        self.bastion.cli(&all)
+    }
+
+    /// Like [`PgPath::connect_with`], but the connection task's result is returned too: a FATAL
+    /// the server sends while no query is running ends the connection with that error.
+    pub async fn connect_watched(
+        &self,
+        user: &str,
+        db: &str,
+    ) -> anyhow::Result<(
+        tokio_postgres::Client,
+        tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    )> {
+        let identity = user.split('@').next().unwrap_or(user);
+        let ca = std::fs::read(self.bastion_cert())?;
+        let tls = crate::pg::make_tls(&ca)?;
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host("127.0.0.1")
+            .port(self.bastion.pg_port)
+            .user(user)
+            .password(format!("{identity}-pw"))
+            .dbname(db)
+            .ssl_mode(tokio_postgres::config::SslMode::Require);
+        let (client, conn) = cfg.connect(tls).await?;
+        Ok((client, tokio::spawn(conn)))
+    }
+}
+
+/// `VmRSS`/`VmHWM`/… of `/proc/<pid>/status`, in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
+/// The OS user the test clusters run as (see `PgServer`).
+fn pg_os_user() -> String {
+    if crate::os::is_root() {
+        crate::os::PG_OS_USER.to_string()
+    } else {
+        crate::os::current_user()
+    }
+}
+
 /// The current one-time code for a base32 secret (as an authenticator app shows it).
 pub fn totp_code(base32: &str) -> String {
     let secret = bastion::totp::TotpSecret::from_base32(base32)

@@ -26,13 +26,22 @@ use protocol::postgres::backend::{
     BackendKeyData, CommandComplete, ErrorResponse, NoticeResponse, ParameterStatus, ReadyForQuery,
 };
 use protocol::postgres::frontend::{Bind, Close, Execute, Parse, Query};
-use protocol::postgres::{decode_frame, sqlstate, Frame, Severity, TransactionStatus};
+use protocol::postgres::{
+    decode_frame, sqlstate, Frame, ProtocolError, Severity, TransactionStatus,
+};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::Mutex as AsyncMutex;
+
+/// How long the bastion tries to hand a client its final FATAL before closing anyway.
+const FINAL_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// After a protocol error, how long and how much of the client's further input is read and
+/// dropped so the FATAL is not lost to a connection reset.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const DRAIN_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The policy request context for this client.
 pub fn request_context(peer: SocketAddr, mfa_at: Option<Instant>) -> RequestContext {
@@ -66,6 +75,15 @@ enum EndReason {
 }
 
 impl EndReason {
+    /// The `sessions.end_reason` text; a kill names who killed (`killed: killed by dana ...`,
+    /// the same form as the SSH path).
+    fn describe(self, killed_by: Option<&str>) -> String {
+        match (self, killed_by) {
+            (EndReason::Killed, Some(why)) => format!("killed: {why}"),
+            _ => self.as_str().to_string(),
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             EndReason::ClientQuit => "client_quit",
@@ -152,6 +170,8 @@ struct Track {
     cycles: VecDeque<Cycle>,
     status: Option<TransactionStatus>,
     standard_conforming_strings: Option<bool>,
+    /// The target relayed a FATAL/PANIC to the client (it is about to close).
+    server_fatal: bool,
 }
 
 struct Ctx<'a> {
@@ -191,6 +211,7 @@ impl Session {
             id,
             handle,
         } = self;
+        let upstream_cancel = upstream_key.clone();
         let (pid, secret, _key_guard) = match upstream_key {
             Some(k) => {
                 let (p, s, g) = shared.cancel_keys.issue(k);
@@ -246,6 +267,7 @@ impl Session {
             seq: 0,
             mfa_at: None,
             last_activity: Instant::now(),
+            fatal: None,
         };
         let mut server_side = ServerSide {
             ctx: &ctx,
@@ -265,52 +287,95 @@ impl Session {
                 if killed.is_some() { EndReason::Killed } else { EndReason::Shutdown }
             }
         };
-        let fatal = match reason {
+        let killed_by = handle.info.kill_reason.lock().ok().and_then(|g| g.clone());
+        let limits = &shared.config.limits;
+        let fatal: Option<(&str, String)> = match reason {
             EndReason::Killed => Some((
                 sqlstate::ADMIN_SHUTDOWN,
-                "terminating connection: session killed by a bastion administrator",
+                format!(
+                    "terminating connection due to administrator command: session {}",
+                    killed_by.as_deref().unwrap_or("killed by a bastion administrator")
+                ),
             )),
             EndReason::Shutdown => Some((
                 sqlstate::ADMIN_SHUTDOWN,
-                "terminating connection: the bastion is shutting down",
+                "terminating connection due to administrator command: the bastion is shutting down"
+                    .into(),
             )),
             EndReason::MaxDuration => Some((
                 sqlstate::ADMIN_SHUTDOWN,
-                "terminating connection: maximum session time reached (limits.max_session)",
+                format!(
+                    "terminating connection: maximum session time of {}s reached (limits.max_session)",
+                    limits.max_session.as_secs()
+                ),
             )),
             EndReason::IdleTimeout => Some((
                 sqlstate::IDLE_SESSION_TIMEOUT,
-                "terminating connection due to idle timeout (limits.idle_timeout)",
+                format!(
+                    "terminating connection due to idle-session timeout ({}s without a message, limits.idle_timeout)",
+                    limits.idle_timeout.as_secs()
+                ),
             )),
+            // The target said why itself (e.g. 57P01 from pg_terminate_backend or a shutdown):
+            // the client has that FATAL already.
+            EndReason::ServerGone if client_side.server_fatal() => None,
             EndReason::ServerGone => Some((
                 sqlstate::CONNECTION_FAILURE,
-                "the target closed the connection",
+                format!(
+                    "terminating connection: the target {} closed the connection",
+                    auth.target
+                ),
             )),
-            _ => None,
+            EndReason::ProtocolError => client_side.fatal.take(),
+            EndReason::ClientQuit | EndReason::ClientGone => None,
         };
-        if let Some((code, msg)) = fatal {
-            let mut w = client_w.lock().await;
-            let _ = w.write_all(&reply::fatal(code, msg)).await;
-            let _ = w.shutdown().await;
+        if let Some((code, msg)) = &fatal {
+            // Bounded: a client that stopped reading must not hold the session open.
+            let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, async {
+                let mut w = client_w.lock().await;
+                let _ = w.write_all(&reply::fatal(code, msg)).await;
+                let _ = w.shutdown().await;
+            })
+            .await;
         }
-        // Actions still waiting for the server never got an answer.
-        let leftovers: Vec<Pending> = {
+        if reason != EndReason::ServerGone {
+            client_side.end_upstream(upstream_cancel.as_ref()).await;
+        }
+        if reason == EndReason::ProtocolError {
+            // Read (and drop) what the client is still sending, so closing does not reset the
+            // connection before the client has read the FATAL.
+            client_side.drain().await;
+        }
+        // Actions still waiting for the server: a query the server answered with an error
+        // before it went away (e.g. 57P01) has that error; the rest never got an answer.
+        let leftovers: Vec<(Pending, Option<(String, String)>)> = {
             let mut t = client_side.track.lock().unwrap_or_else(|e| e.into_inner());
             t.cycles
                 .drain(..)
-                .flat_map(|c| c.pending.into_iter())
+                .flat_map(|c| {
+                    let error = c.error;
+                    c.pending.into_iter().map(move |p| {
+                        let e = (p.expect == Expect::Query).then(|| error.clone()).flatten();
+                        (p, e)
+                    })
+                })
                 .collect()
         };
-        for p in leftovers {
+        let end_reason = reason.describe(killed_by.as_deref());
+        for (p, error) in leftovers {
+            let (outcome, code, message) = match error {
+                Some((code, msg)) => ("error", Some(code), msg),
+                None => ("unknown", None, format!("session ended: {end_reason}")),
+            };
             record_outcome(
                 &ctx,
                 p.seq,
-                "unknown",
+                outcome,
                 None,
-                None,
+                code,
                 Some(p.started),
                 0,
-                Some(format!("session ended: {}", reason.as_str())),
+                Some(message),
             )
             .await;
         }
@@ -320,12 +385,12 @@ impl Session {
             .session_end(recorder::SessionEnd {
                 session_id: id.clone(),
                 time: recorder::now_micros(),
-                end_reason: reason.as_str().into(),
+                end_reason: end_reason.clone(),
                 bytes_in: info.bytes_in.load(std::sync::atomic::Ordering::Relaxed) as i64,
                 bytes_out: info.bytes_out.load(std::sync::atomic::Ordering::Relaxed) as i64,
             })
             .await;
-        tracing::info!(reason = reason.as_str(), "session ended");
+        tracing::info!(reason = end_reason.as_str(), "session ended");
     }
 }
 
@@ -522,6 +587,11 @@ impl ServerSide<'_> {
                 }
             }
             b'E' => {
+                let fatal = ErrorResponse::decode(&frame)
+                    .is_ok_and(|e| matches!(e.fields.severity(), Some("FATAL") | Some("PANIC")));
+                if fatal {
+                    t.server_fatal = true;
+                }
                 if let Some(c) = t.cycles.front_mut() {
                     if c.injected_error {
                         c.injected_error = false;
@@ -605,6 +675,8 @@ struct ClientSide<'a> {
     seq: i64,
     mfa_at: Option<Instant>,
     last_activity: Instant,
+    /// The FATAL to send when `run` ends with a protocol error (SQLSTATE, message).
+    fatal: Option<(&'static str, String)>,
 }
 
 /// How one decided message is handled.
@@ -643,18 +715,18 @@ impl ClientSide<'_> {
                     }
                 }
                 Err(e) => {
-                    let code = if e.to_string().contains("exceeds") {
-                        sqlstate::PROGRAM_LIMIT_EXCEEDED
-                    } else {
-                        sqlstate::PROTOCOL_VIOLATION
-                    };
-                    let mut w = self.client_w.lock().await;
-                    let _ = w
-                        .write_all(&reply::fatal(
-                            code,
-                            &format!("invalid message from client: {e}"),
-                        ))
-                        .await;
+                    // The declared length is checked before anything is allocated; the
+                    // message is not read, so the stream cannot be resynchronised: end.
+                    self.fatal = Some(match e {
+                        ProtocolError::MessageTooLarge { .. } => (
+                            sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                            format!("message too large: {e} (limits.max_frame_bytes)"),
+                        ),
+                        _ => (
+                            sqlstate::PROTOCOL_VIOLATION,
+                            format!("invalid message from client: {e}"),
+                        ),
+                    });
                     return EndReason::ProtocolError;
                 }
             };
@@ -680,19 +752,58 @@ impl ClientSide<'_> {
                     return EndReason::ClientQuit;
                 }
                 other => {
-                    let mut w = self.client_w.lock().await;
                     let msg = format!(
                         "unexpected message type {:?} (0x{other:02x}) from client",
                         char::from(other)
                     );
-                    let _ = w
-                        .write_all(&reply::fatal(sqlstate::PROTOCOL_VIOLATION, &msg))
-                        .await;
+                    self.fatal = Some((sqlstate::PROTOCOL_VIOLATION, msg));
                     return EndReason::ProtocolError;
                 }
             };
             if result.is_err() {
                 return EndReason::ServerGone;
+            }
+        }
+    }
+
+    /// Whether the target already sent the client a FATAL.
+    fn server_fatal(&self) -> bool {
+        self.track.lock().map(|t| t.server_fatal).unwrap_or(false)
+    }
+
+    /// Ends the target's side when the session ends for any reason but the target going away:
+    /// a statement still running there is cancelled (a killed session must not leave it
+    /// running), then `Terminate` tells the backend to exit. Best effort and bounded.
+    async fn end_upstream(&mut self, key: Option<&UpstreamKey>) {
+        let busy = self
+            .track
+            .lock()
+            .map(|t| !t.cycles.is_empty())
+            .unwrap_or(true);
+        if busy {
+            if let Some(key) = key {
+                let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, super::cancel::send_cancel(key))
+                    .await;
+            }
+        }
+        let mut terminate = BytesMut::new();
+        protocol::postgres::frontend::Terminate.encode(&mut terminate);
+        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, async {
+            let _ = self.server.write_all(&terminate).await;
+            let _ = self.server.shutdown().await;
+        })
+        .await;
+    }
+
+    /// Reads and drops the client's further input, bounded in time and bytes (nothing kept).
+    async fn drain(&mut self) {
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        while total < DRAIN_MAX_BYTES {
+            match tokio::time::timeout_at(deadline, self.reader.read(&mut scratch)).await {
+                Ok(Ok(n)) if n > 0 => total += n as u64,
+                _ => break,
             }
         }
     }
