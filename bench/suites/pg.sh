@@ -46,8 +46,7 @@ INI
 echo "\"postgres\" \"$PW\"" > "$PGW/userlist.txt"
 [ "$(id -u)" -eq 0 ] && chown -R "$PG_USER" "$PGW"
 as_pg pgbouncer "$PGW/pgbouncer.ini" >/dev/null 2>&1 &
-BOUNCER_PID=$!
-pids+=($BOUNCER_PID)
+pids+=($!)
 
 echo "==> bastion (allow-all policy, recording on) on $BASTION_PG_PORT"
 mkdir -p "$PGW/secrets"
@@ -93,6 +92,9 @@ BASTION_PG_PID=$!
 pids+=($BASTION_PG_PID)
 wait_port "$BASTION_PG_PORT"
 wait_port "$BOUNCER_PORT"
+# PgBouncer runs under runuser: its own pid (for CPU accounting) is in its pidfile.
+BOUNCER_PID=$(cat "$PGW/pgbouncer.pid")
+cleanups+=("kill $BOUNCER_PID 2>/dev/null")
 
 conn_for() {
     case "$1" in
@@ -171,7 +173,7 @@ before=$(rss_kb "$BASTION_PG_PID")
 ready=$WORK/idle-ready
 rm -f "$ready"
 mkfifo "$WORK/idle-hold"
-PGPASSWORD=bench-pw "$BENCH_BIN/pg-idle-sessions" "$(conn_for bastion)" "$IDLE" "$ready" < "$WORK/idle-hold" &
+"$BENCH_BIN/pg-idle-sessions" "$(conn_for bastion) password=bench-pw" "$IDLE" "$ready" < "$WORK/idle-hold" &
 IDLE_PID=$!
 exec 8> "$WORK/idle-hold"   # the sessions stay open until this closes
 for _ in $(seq 600); do [ -s "$ready" ] && break; kill -0 $IDLE_PID 2>/dev/null || break; sleep 0.5; done

@@ -1,9 +1,12 @@
 //! Point-of-use credential: the bastion connects to the target itself, over TLS verified
 //! against the target's pinned root (`verify-full`: chain and host name), and logs in with the
 //! secret only it holds (SCRAM-SHA-256, or cleartext password inside TLS). The client never sees
-//! the secret, the target's address, or its cancel key.
+//! the secret, the target's address, or its cancel key. With `upstream_auth = "ephemeral_role"`
+//! that secret is the admin login that creates a role for this session only (`ephemeral_role`),
+//! and the session logs in as that role.
 use super::stream::BoxStream;
-use crate::config::{Target, UpstreamTls};
+use crate::config::{Target, UpstreamAuth, UpstreamTls};
+use crate::upstream_login::SessionLogin;
 use bytes::BytesMut;
 use protocol::postgres::backend::{Authentication, BackendKeyData, ParameterStatus};
 use protocol::postgres::frontend::{PasswordMessage, SaslInitialResponse, SaslResponse};
@@ -65,10 +68,13 @@ pub struct Upstream {
     pub key: Option<BackendKeyData>,
     /// Transaction status of the first ReadyForQuery.
     pub status: TransactionStatus,
+    /// The session's own login role (`ephemeral_role`): dropped when this is dropped.
+    pub ephemeral_role: Option<super::ephemeral_role::RoleLease>,
 }
 
 /// Connects and logs in to `target` as its `upstream_user` with `password`, on `database`,
-/// passing the client's safe startup parameters.
+/// passing the client's safe startup parameters. With `upstream_auth = "ephemeral_role"`,
+/// `password` is the admin login's: a role is made for `login`'s session and used instead.
 pub async fn connect(
     target: &Target,
     password: &str,
@@ -76,13 +82,34 @@ pub async fn connect(
     client_params: &[(String, String)],
     max_frame: usize,
     timeout: Duration,
+    login: &SessionLogin<'_>,
 ) -> Result<Upstream, UpstreamError> {
-    match tokio::time::timeout(
-        timeout,
-        connect_inner(target, password, database, client_params, max_frame),
-    )
-    .await
-    {
+    let attempt = async {
+        match &target.upstream_auth {
+            UpstreamAuth::EphemeralRole(settings) => {
+                super::ephemeral_role::open(
+                    super::ephemeral_role::Admin::new(
+                        target, settings, password, database, max_frame, timeout,
+                    ),
+                    client_params,
+                    login,
+                )
+                .await
+            }
+            _ => {
+                connect_as(
+                    target,
+                    &target.upstream_user,
+                    password,
+                    database,
+                    client_params,
+                    max_frame,
+                )
+                .await
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r,
         Err(_) => Err(UpstreamError::Protocol {
             target: target.name.clone(),
@@ -91,8 +118,10 @@ pub async fn connect(
     }
 }
 
-async fn connect_inner(
+/// Connects and logs in to `target` as `user` (no time limit: callers set one).
+pub(super) async fn connect_as(
     target: &Target,
+    user: &str,
     password: &str,
     database: &str,
     client_params: &[(String, String)],
@@ -160,7 +189,7 @@ async fn connect_inner(
     let _ = cert_hash;
 
     let mut params: Vec<(String, String)> = vec![
-        ("user".into(), target.upstream_user.clone()),
+        ("user".into(), user.to_string()),
         ("database".into(), database.to_string()),
     ];
     params.extend(client_params.iter().cloned());
@@ -179,6 +208,7 @@ async fn connect_inner(
         standard_conforming_strings: None,
         key: None,
         status: TransactionStatus::Idle,
+        ephemeral_role: None,
     };
     loop {
         let frame = read_frame(&mut up.stream, &mut buf, max_frame)
@@ -273,7 +303,7 @@ async fn connect_inner(
 }
 
 /// Reads one frame (protocol frames only; startup-phase replies are not frames).
-async fn read_frame(
+pub(super) async fn read_frame(
     stream: &mut BoxStream,
     buf: &mut BytesMut,
     max_frame: usize,

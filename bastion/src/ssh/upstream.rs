@@ -1,10 +1,15 @@
 //! The point-of-use connection to an SSH target: the bastion logs in as the target's
-//! `upstream_user` with its own key (`<state_dir>/ssh/client_ed25519`, never shown to clients)
-//! after checking the target's host key against the configured pin. A mismatch, an unreachable
-//! target or a refused login is an [`UpstreamError`] whose text is shown to the client.
-use crate::config::Target;
+//! `upstream_user` with its own key (`<state_dir>/ssh/client_ed25519`, never shown to clients),
+//! or with `upstream_auth = "certificate"` with a key pair and certificate made for this session
+//! only (`cert_authority`), after checking the target's host key against the configured pin. A
+//! mismatch, an unreachable target or a refused login is an [`UpstreamError`] whose text is
+//! shown to the client.
+use super::cert_authority::{self, CertificateRequest};
+use crate::config::{CertificateSettings, Target, UpstreamAuth};
+use crate::upstream_login::SessionLogin;
 use russh::client;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +57,24 @@ pub enum UpstreamError {
         target: String,
         /// Upstream user.
         user: String,
+    },
+    /// The target refused the session's certificate.
+    #[error("target {target} refused the bastion's certificate for user {user} (list the output of `bastion ca export` in the target's TrustedUserCAKeys; the certificate is bound to source address {source_address})")]
+    CertificateRefused {
+        /// Target name.
+        target: String,
+        /// Upstream user (the certificate's principal).
+        user: String,
+        /// The `source-address` written in the certificate.
+        source_address: String,
+    },
+    /// No certificate could be issued (CA key unusable) or recorded; nothing was sent.
+    #[error("target {target}: no session certificate: {message}")]
+    NoCertificate {
+        /// Target name.
+        target: String,
+        /// Cause.
+        message: String,
     },
     /// Took longer than the login timeout.
     #[error("connecting to target {target} timed out after {0:?}", timeout)]
@@ -124,12 +147,14 @@ impl client::Handler for PinnedHostKey {
 /// A logged-in upstream connection.
 pub type Upstream = client::Handle<PinnedHostKey>;
 
-/// Connects to `target`, checks its host key, logs in with `key`.
+/// Connects to `target`, checks its host key, logs in with `key` (or, for `upstream_auth =
+/// "certificate"`, with a certificate issued for `login`'s session).
 pub async fn connect(
     target: &Target,
     key: Arc<PrivateKey>,
     timeout: Duration,
     forwarded: Option<super::forward::ForwardedSink>,
+    login: &SessionLogin<'_>,
 ) -> Result<Upstream, UpstreamError> {
     let name = target.name.clone();
     let pin_text = target
@@ -157,7 +182,19 @@ pub async fn connect(
         ..Default::default()
     });
     let attempt = async {
-        let mut handle = match client::connect(config, target.address.as_str(), handler).await {
+        let unreachable = |message: String| UpstreamError::Unreachable {
+            target: name.clone(),
+            address: target.address.clone(),
+            message,
+        };
+        let tcp = tokio::net::TcpStream::connect(target.address.as_str())
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        // The bastion's address as the target sees it (no NAT in between): the default
+        // `source-address` of a session certificate.
+        let local = tcp.local_addr().map_err(|e| unreachable(e.to_string()))?;
+        let mut handle = match client::connect_stream(config, tcp, handler).await {
             Ok(h) => h,
             Err(russh::Error::UnknownKey) => {
                 let shown = presented
@@ -179,6 +216,10 @@ pub async fn connect(
                 })
             }
         };
+        if let UpstreamAuth::Certificate(settings) = &target.upstream_auth {
+            certificate_login(&mut handle, target, settings, local, login).await?;
+            return Ok(handle);
+        }
         let auth = handle
             .authenticate_publickey(
                 target.upstream_user.clone(),
@@ -204,5 +245,91 @@ pub async fn connect(
             target: name,
             timeout,
         }),
+    }
+}
+
+/// Issues a certificate for this session (recorded first) and logs in with it.
+async fn certificate_login(
+    handle: &mut Upstream,
+    target: &Target,
+    settings: &CertificateSettings,
+    local: SocketAddr,
+    login: &SessionLogin<'_>,
+) -> Result<(), UpstreamError> {
+    let no_cert = |message: String| UpstreamError::NoCertificate {
+        target: target.name.clone(),
+        message,
+    };
+    let source_address = if settings.source_address.is_empty() {
+        vec![ipnet::IpNet::from(local.ip())]
+    } else {
+        settings.source_address.clone()
+    };
+    let source = cert_authority::source_address_option(&source_address);
+    let request = CertificateRequest {
+        principal: &target.upstream_user,
+        key_id: format!(
+            "{}@{} session {}",
+            login.identity, target.name, login.session_id
+        ),
+        valid_for: settings.valid_for,
+        source_address: &source_address,
+        now: std::time::SystemTime::now(),
+    };
+    let ca =
+        cert_authority::load_or_generate(&settings.ca_key).map_err(|e| no_cert(e.to_string()))?;
+    login
+        .record_issue(
+            target,
+            "certificate",
+            &target.upstream_user,
+            format!(
+                "ssh user certificate for principal {} key id {:?} valid for {}s source-address {source}",
+                target.upstream_user,
+                request.key_id,
+                settings.valid_for.as_secs()
+            ),
+        )
+        .await
+        .map_err(|e| no_cert(e.to_string()))?;
+    let issued = match cert_authority::issue(&ca, &request) {
+        Ok(i) => i,
+        Err(e) => {
+            login.record_outcome(Err(e.to_string())).await;
+            return Err(no_cert(e.to_string()));
+        }
+    };
+    cert_authority::write_for_tests(login.session_id, &issued);
+    let summary = issued.summary();
+    let auth = handle
+        .authenticate_openssh_cert(
+            target.upstream_user.clone(),
+            Arc::new(issued.key),
+            issued.certificate,
+        )
+        .await;
+    match auth {
+        Ok(a) if a.success() => {
+            login.record_outcome(Ok(summary)).await;
+            Ok(())
+        }
+        Ok(_) => {
+            login
+                .record_outcome(Err(format!("refused by the target: {summary}")))
+                .await;
+            Err(UpstreamError::CertificateRefused {
+                target: target.name.clone(),
+                user: target.upstream_user.clone(),
+                source_address: source,
+            })
+        }
+        Err(e) => {
+            login.record_outcome(Err(e.to_string())).await;
+            Err(UpstreamError::Unreachable {
+                target: target.name.clone(),
+                address: target.address.clone(),
+                message: e.to_string(),
+            })
+        }
     }
 }

@@ -30,7 +30,10 @@ async fn main() -> ExitCode {
         match s {
             Ok(s) => sessions.push(s),
             Err(e) => {
-                eprintln!("pg-idle-sessions: session {i} failed: {e}");
+                let cause = std::error::Error::source(&e)
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default();
+                eprintln!("pg-idle-sessions: session {i} failed: {e}{cause}");
                 return ExitCode::FAILURE;
             }
         }
