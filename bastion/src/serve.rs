@@ -19,6 +19,7 @@ pub struct Server {
     ssh: Option<TcpListener>,
     pg_tls: crate::postgres::tls::ServerTls,
     admin: crate::admin::AdminListener,
+    admin_tls: Option<crate::admin::AdminTlsListener>,
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -39,8 +40,12 @@ impl Server {
         // certificate as soon as the port accepts.
         let pg_tls = crate::postgres::tls::ServerTls::load(&config)
             .map_err(|e| UsageError(format!("{e:#}")))?;
+        crate::ssh::cert_authority::prepare(&config).map_err(|e| UsageError(e.to_string()))?;
         let admin = crate::admin::AdminListener::bind(&config.server.admin_socket)
             .map_err(|e| UsageError(format!("admin socket: {e}")))?;
+        let admin_tls = crate::admin::AdminTlsListener::from_config(&config)
+            .await
+            .map_err(|e| UsageError(format!("{e:#}")))?;
         let postgres = match config.server.postgres_listen {
             Some(a) => Some(bind(a, "postgres").await?),
             None => None,
@@ -55,6 +60,7 @@ impl Server {
             ssh,
             pg_tls,
             admin,
+            admin_tls,
         })
     }
 
@@ -98,6 +104,14 @@ impl Server {
             }),
             metrics: shared.metrics.clone(),
         };
+        if let Some(listener) = self.admin_tls {
+            let (state, admin_cancel) = (admin_state.clone(), cancel.clone());
+            tracker.spawn(async move {
+                if let Err(e) = listener.run(state, admin_cancel).await {
+                    tracing::error!(error = %e, "admin api over tls stopped");
+                }
+            });
+        }
         let admin_cancel = cancel.clone();
         tracker.spawn(async move {
             if let Err(e) = self.admin.run(admin_state, admin_cancel).await {
@@ -134,6 +148,9 @@ impl Server {
             ));
         }
         tracker.spawn(reload_on_sighup(shared.clone(), cancel.clone()));
+        tracker.spawn(crate::postgres::ephemeral_role::sweep_leftovers(
+            self.config.clone(),
+        ));
         shutdown.await;
         tracing::info!(grace = ?self.config.server.shutdown_grace, "shutting down: no new connections");
         // Held actions are refused, not left hanging, before sessions are told to end.
@@ -146,6 +163,7 @@ impl Server {
         {
             tracing::warn!("grace period over: remaining sessions are dropped");
         }
+        crate::postgres::ephemeral_role::finish_cleanups(self.config.server.shutdown_grace).await;
         drop(shared);
         if let Err(e) = recorder_task.shutdown().await {
             tracing::error!(error = %e, "recorder did not close cleanly");

@@ -31,17 +31,23 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// One-time code verification (remembers used codes).
     pub totp: crate::totp::TotpVerifier,
+    /// Login tokens, SSH password + one-time code, entry risk signals (both listeners).
+    pub entry_proofs: Arc<crate::entry::EntryProofs>,
+    /// Task-scoped grants, re-read when `grants.json` changes and applied in [`Shared::engine`].
+    pub grants: Arc<crate::grants::LiveGrants>,
     /// Cancelled at shutdown; sessions derive their kill switch from it.
     pub shutdown: CancellationToken,
 }
 
 impl Shared {
-    /// The current policy engine (cheap clone of an `Arc`).
+    /// The current policy engine (cheap clone of an `Arc`), with the grants in force.
     pub fn engine(&self) -> Arc<policies::Engine> {
-        self.engine
+        let base = self
+            .engine
             .read()
             .map(|g| g.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
+        self.grants.apply(base)
     }
 
     /// Reloads policies from the configured files; on error the old set stays.
@@ -76,12 +82,19 @@ impl Shared {
         if !config.approvals.webhooks.is_empty() {
             let key = crate::broker::webhook::load_or_create_key(&config.server.state_dir)?;
             broker = broker.with_webhooks(crate::broker::WebhookNotifier::start(
-                &config.approvals.webhooks,
+                crate::broker::webhook::WebhookTargets::from_config(&config.approvals)?,
                 key,
                 crate::broker::RetryPolicy::default(),
             ));
         }
+        let entry_proofs = Arc::new(crate::entry::EntryProofs::open(&config.server.state_dir)?);
+        let grants = Arc::new(crate::grants::LiveGrants::new(
+            &config,
+            Some(recorder.clone()),
+        ));
         Ok(Shared {
+            entry_proofs,
+            grants,
             lockouts: Arc::new(Lockouts::new(
                 config.limits.lockout_after,
                 config.limits.lockout_for,
@@ -132,6 +145,16 @@ pub fn load_engine(config: &Config) -> Result<policies::Engine, policies::Policy
         policy_paths: config.policies.files.clone(),
         shadow_paths: config.policies.shadow_files.clone(),
         mfa_freshness_secs: config.approvals.otp_fresh_for.as_secs(),
+        // `limits.max_statement_bytes` bounds what is decided; the relay refuses longer ones
+        // with its own message, the engine must not refuse shorter ones.
+        sql_limits: policies::engine::SqlLimits {
+            max_bytes: config.limits.max_statement_bytes,
+            ..Default::default()
+        },
+        shell_limits: policies::engine::ShellLimits {
+            max_bytes: config.limits.max_statement_bytes,
+            ..Default::default()
+        },
         ..Default::default()
     };
     policies::Engine::load(opts, principals, targets)

@@ -364,6 +364,9 @@ mod tests {
             scram_verifier: None,
             public_keys: vec![],
             totp: None,
+            auth: crate::config::AuthMethod::defaults(),
+            password_verifier: None,
+            allowed_hours: None,
         };
         let secret = load_secret(dir.path(), &user).unwrap();
         let now = SystemTime::now();

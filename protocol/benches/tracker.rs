@@ -1,6 +1,7 @@
 //! Throughput of the terminal line tracker on `cat` of a large file: 100 MiB of text lines as a
 //! pty delivers them (`\r\n` endings) in 32 KiB chunks, against vt100 alone for comparison.
-//! Run with `cargo bench -p protocol --bench tracker`; prints MiB/s.
+//! Run with `cargo bench -p protocol --bench tracker`; prints MiB/s, then one JSON line
+//! `{"bench":"tracker","mib_per_s":...}` for scripts.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::time::Instant;
@@ -80,4 +81,9 @@ fn main() {
     );
     println!("  vt100::Parser alone       {vt100_alone:8.1} MiB/s");
     println!("  TerminalLineTracker       {with_tracker:8.1} MiB/s (target >= 200)");
+    println!(
+        "{{\"bench\":\"tracker\",\"mib_per_s\":{with_tracker:.1},\"vt100_alone_mib_per_s\":{vt100_alone:.1},\"total_mib\":{},\"chunk_kib\":{}}}",
+        TOTAL_BYTES >> 20,
+        CHUNK_BYTES >> 10
+    );
 }

@@ -3,6 +3,7 @@
 //! `Option` a 0/1 tag byte, a list a `u32` count then its strings. The encoding of a row is a
 //! pure function of its field values, so a row rebuilt from Parquet hashes to the same digest.
 
+use crate::record::Ended;
 use crate::rows::{ActionOutcome, ActionRow, EntryRow, SessionEnd, SessionStart};
 
 /// Appends canonical values to a byte buffer.
@@ -113,6 +114,9 @@ impl<'a> Decoder<'a> {
         a.copy_from_slice(b);
         Ok(a)
     }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
     pub(crate) fn finish(self) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())
@@ -196,6 +200,30 @@ impl Canonical for SessionEnd {
             bytes_in: d.i64()?,
             bytes_out: d.i64()?,
         })
+    }
+}
+
+/// Schema 1 ends encode as before; a recording is appended only when there is one, so journal
+/// segments and rows digests written before schema 2 stay valid.
+impl Canonical for Ended {
+    fn encode(&self, e: &mut Encoder<'_>) {
+        self.row.encode(e);
+        if self.recording.is_some() {
+            e.opt_str(&self.recording);
+        }
+    }
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let row = SessionEnd::decode(d)?;
+        let recording = if d.is_empty() {
+            None
+        } else {
+            // Absent means none: an explicit "none" tag would give one row two encodings.
+            Some(
+                d.opt_str()?
+                    .ok_or(DecodeError("explicit empty recording in a session end"))?,
+            )
+        };
+        Ok(Ended { row, recording })
     }
 }
 

@@ -1,5 +1,11 @@
 //! Terminal recordings in asciicast v2 (`{"version":2,...}` header line, then
-//! `[seconds, "o"|"i"|"r", data]` event lines) and their replay with the recorded timing.
+//! `[seconds, "o"|"i"|"r", data]` event lines), where they live, and their replay with the
+//! recorded timing.
+//!
+//! One cast per interactive shell channel, at
+//! `<audit>/recordings/date=YYYY-MM-DD/<session_id>-<channel>.cast` ([`recording_path`]); the
+//! session end row stores the first one's path relative to the audit directory
+//! ([`recording_rel_path`]), and [`session_recordings`] finds all of a session's casts.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -12,6 +18,137 @@ use crate::error::RecorderError;
 
 /// Longest pause replay keeps: idle minutes are not worth waiting through.
 const MAX_REPLAY_PAUSE: Duration = Duration::from_secs(2);
+
+/// Directory under the audit directory that holds terminal recordings.
+pub const RECORDINGS_DIR: &str = "recordings";
+
+/// Path of the recording of one shell channel, relative to the audit directory:
+/// `recordings/date=YYYY-MM-DD/<session_id>-<channel>.cast`. This is what the trail stores in
+/// the `recording` column of the session end row.
+///
+/// Characters of `session_id` other than ASCII letters, digits, `-`, `_` and `.` are replaced by
+/// `_`, so an odd session id can never leave the recordings directory.
+pub fn recording_rel_path(session_id: &str, channel: u32, date: chrono::NaiveDate) -> PathBuf {
+    let safe = safe_session_id(session_id);
+    PathBuf::from(RECORDINGS_DIR)
+        .join(format!("date={}", date.format("%Y-%m-%d")))
+        .join(format!("{safe}-{channel}.cast"))
+}
+
+/// The file-name stem of a session's casts: `session_id` with the characters
+/// [`recording_rel_path`] replaces.
+fn safe_session_id(session_id: &str) -> String {
+    let safe: String = session_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.is_empty() || safe.chars().all(|c| c == '.') {
+        format!("_{safe}")
+    } else {
+        safe
+    }
+}
+
+/// Absolute path of the recording of one shell channel:
+/// `<audit_dir>/recordings/date=YYYY-MM-DD/<session_id>-<channel>.cast` (see
+/// [`recording_rel_path`]). [`CastWriter::new`] creates the missing directories.
+pub fn recording_path(
+    audit_dir: &Path,
+    session_id: &str,
+    channel: u32,
+    date: chrono::NaiveDate,
+) -> PathBuf {
+    audit_dir.join(recording_rel_path(session_id, channel, date))
+}
+
+/// Where one cast sits in a session's play order: its day, then its channel number.
+fn play_key(audit_dir: &Path, path: &Path, stem: &str) -> Option<(String, u32)> {
+    let rel = path.strip_prefix(audit_dir).ok()?;
+    let mut parts = rel.components().map(|c| c.as_os_str().to_str());
+    if parts.next()?? != RECORDINGS_DIR {
+        return None;
+    }
+    let day = parts.next()??.strip_prefix("date=")?;
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    let channel = parts
+        .next()??
+        .strip_prefix(stem)?
+        .strip_prefix('-')?
+        .strip_suffix(".cast")?
+        .parse::<u32>()
+        .ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((day.to_string(), channel))
+}
+
+/// Every recording of a session, in play order (day, then channel number): `recorded` (the
+/// `recording` column of its sessions row, relative to `audit_dir`) plus every
+/// `recordings/date=*/<session_id>-<channel>.cast` found on disk. A `recorded` path that does
+/// not name a cast of this session under `recordings/` (an edited trail pointing elsewhere) is
+/// ignored with a warning; a missing one too.
+pub fn session_recordings(
+    audit_dir: &Path,
+    session_id: &str,
+    recorded: Option<&str>,
+) -> Result<Vec<PathBuf>, RecorderError> {
+    let stem = safe_session_id(session_id);
+    let mut found: std::collections::BTreeMap<(String, u32), PathBuf> = Default::default();
+    if let Some(rel) = recorded {
+        let path = audit_dir.join(rel);
+        let confined = Path::new(rel).is_relative()
+            && Path::new(rel)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        match play_key(audit_dir, &path, &stem) {
+            Some(key)
+                if confined
+                    && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) =>
+            {
+                found.insert(key, path);
+            }
+            Some(_) if confined => {
+                tracing::warn!(recording = rel, "the session's recording is missing");
+            }
+            _ => {
+                tracing::warn!(recording = rel, "ignoring a recording path that is not a cast of this session under recordings/");
+            }
+        }
+    }
+    let root = audit_dir.join(RECORDINGS_DIR);
+    let days = match std::fs::read_dir(&root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(found.into_values().collect())
+        }
+        Err(e) => return Err(RecorderError::io(&root)(e)),
+    };
+    for day in days {
+        let day = day.map_err(RecorderError::io(&root))?;
+        if !day.file_type().map_err(RecorderError::io(&root))?.is_dir() {
+            continue;
+        }
+        let dir = day.path();
+        for file in std::fs::read_dir(&dir).map_err(RecorderError::io(&dir))? {
+            let file = file.map_err(RecorderError::io(&dir))?;
+            let path = file.path();
+            if !file.file_type().map_err(RecorderError::io(&dir))?.is_file() {
+                continue;
+            }
+            if let Some(key) = play_key(audit_dir, &path, &stem) {
+                found.insert(key, path);
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
 
 /// Writes an asciicast v2 file for one interactive session.
 pub struct CastWriter {

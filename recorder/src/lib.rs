@@ -8,9 +8,10 @@
 //! (`chain.rs`), and hands full segments to the roller, which writes Parquet files (`roll.rs`,
 //! schemas in `schema.rs`) listed in per-day hash-chained, optionally signed manifests
 //! (`manifest.rs`), and applies retention (`retention.rs`). `recovery.rs` publishes what a
-//! crash left in the journal. Auditors use [`query`] (`query.rs`) and [`format_batches`]
-//! (`format.rs`), [`verify`] (`verify.rs`), and [`CastWriter`] / [`replay`] (`cast.rs`) for
-//! interactive terminals. Design notes: `docs/recorder.md`.
+//! crash left in the journal. Auditors use [`query`] (`query.rs`, reading a fixed file list
+//! through `file_snapshot.rs`) and [`format_batches`] (`format.rs`), [`verify`] (`verify.rs`),
+//! and for interactive terminals [`CastWriter`] / [`replay`] / [`recording_path`] (`cast.rs`)
+//! and [`session_casts`] (`session_casts.rs`). Design notes: `docs/recorder.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), recorder::RecorderError> {
@@ -27,6 +28,7 @@ mod canonical;
 mod cast;
 mod chain;
 mod error;
+mod file_snapshot;
 mod format;
 mod journal;
 mod manifest;
@@ -39,11 +41,16 @@ mod retention;
 mod roll;
 mod rows;
 mod schema;
+mod session_casts;
 mod verify;
 mod writer;
 
 pub use arrow::array::RecordBatch;
-pub use cast::{replay, CastWriter};
+pub use cast::{
+    recording_path, recording_rel_path, replay, session_recordings, CastWriter, RECORDINGS_DIR,
+};
+/// The day type of [`recording_path`].
+pub use chrono::NaiveDate;
 pub use error::RecorderError;
 pub use format::{format_batches, OutputFormat};
 pub use options::{Durability, RecorderOptions};
@@ -51,4 +58,5 @@ pub use query::{audit_context, query};
 pub use recorder::{Recorder, RecorderTask};
 pub use rows::{now_micros, ActionOutcome, ActionRow, EntryRow, Micros, SessionEnd, SessionStart};
 pub use schema::{StoredTable, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
+pub use session_casts::{session_casts, SessionCasts};
 pub use verify::{verify, Problem, VerifyReport};

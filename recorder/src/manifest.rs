@@ -173,6 +173,9 @@ pub(crate) struct ManifestChain {
     key: Option<SigningKey>,
     /// Relative paths of every file the manifests list.
     pub(crate) files: HashSet<String>,
+    /// `(table, day, segment)` of every file the manifests list: what was published, whatever
+    /// node name the file carries. A segment's rows for one table and day are published once.
+    published: HashSet<(String, String, u64)>,
     /// Highest journal segment any listed file came from.
     pub(crate) max_segment: u64,
 }
@@ -189,6 +192,7 @@ impl ManifestChain {
             head: GENESIS.to_string(),
             key,
             files: HashSet::new(),
+            published: HashSet::new(),
             max_segment: 0,
         };
         for day in manifest_days(dir)? {
@@ -209,13 +213,34 @@ impl ManifestChain {
                     chain.next_index = l.index + 1;
                     chain.head = l.hash.clone();
                 }
-                if let ManifestEntry::File { path, segment, .. } = &l.entry {
-                    chain.files.insert(path.clone());
+                if let ManifestEntry::File {
+                    table,
+                    path,
+                    segment,
+                    ..
+                } = &l.entry
+                {
+                    chain.note_published(table, path, *segment);
                     chain.max_segment = chain.max_segment.max(*segment);
                 }
             }
         }
         Ok(chain)
+    }
+
+    fn note_published(&mut self, table: &str, path: &str, segment: u64) {
+        if let Some(day) = day_of_path(path) {
+            self.published
+                .insert((table.to_string(), day.to_string(), segment));
+        }
+        self.files.insert(path.to_string());
+    }
+
+    /// Whether the rows of `segment` for `table` and `day` are already in a listed file (under
+    /// any node name): rolling a segment again after a crash must skip them.
+    pub(crate) fn is_published(&self, table: &str, day: &str, segment: u64) -> bool {
+        self.published
+            .contains(&(table.to_string(), day.to_string(), segment))
     }
 
     /// Appends entries (grouped by the day manifest they belong to) and fsyncs each manifest.
@@ -233,8 +258,14 @@ impl ManifestChain {
                 let bytes = hex::decode(&hash).unwrap_or_default();
                 hex::encode(k.sign(&bytes).to_bytes())
             });
-            if let ManifestEntry::File { path, .. } = &entry {
-                new_files.push(path.clone());
+            if let ManifestEntry::File {
+                table,
+                path,
+                segment,
+                ..
+            } = &entry
+            {
+                new_files.push((table.clone(), path.clone(), *segment));
             }
             let line = ManifestLine {
                 index: next_index,
@@ -273,7 +304,15 @@ impl ManifestChain {
         }
         self.next_index = next_index;
         self.head = head;
-        self.files.extend(new_files);
+        for (table, path, segment) in new_files {
+            self.note_published(&table, &path, segment);
+            self.max_segment = self.max_segment.max(segment);
+        }
         Ok(())
     }
+}
+
+/// The day of a published file's relative path `<table>/date=YYYY-MM-DD/<name>`.
+pub(crate) fn day_of_path(rel: &str) -> Option<&str> {
+    rel.split('/').find_map(|part| part.strip_prefix("date="))
 }

@@ -23,14 +23,17 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::object_store::path::Path as StorePath;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::error::RecorderError;
+use crate::file_snapshot::SnapshotStore;
 use crate::journal::{list_segments, read_segment};
 use crate::record::Record;
 use crate::retention::partition_days;
-use crate::roll::{build_batch, group};
+use crate::roll::{build_batch, group, segment_of_file_name};
 use crate::schema::StoredTable;
 
 /// Query-visible name of each stored table.
@@ -54,8 +57,8 @@ const ACTIONS_VIEW: &str = "CREATE VIEW actions AS SELECT a.time, a.session_id, 
 
 const SESSIONS_VIEW: &str =
     "CREATE VIEW sessions AS SELECT s.session_id, s.identity, s.identity_kind, \
- s.target, s.protocol, s.source, s.client, s.recording, s.start_time, e.end_time, e.end_reason, \
- e.bytes_in, e.bytes_out, s.date \
+ s.target, s.protocol, s.source, s.client, COALESCE(e.recording, s.recording) AS recording, \
+ s.start_time, e.end_time, e.end_reason, e.bytes_in, e.bytes_out, s.date \
  FROM session_starts s LEFT JOIN session_ends e ON s.session_id = e.session_id";
 
 /// A published Parquet file found on disk.
@@ -83,10 +86,7 @@ pub(crate) fn stored_files(
             .collect();
         names.sort();
         for name in names {
-            let segment = name
-                .strip_suffix(".parquet")
-                .and_then(|s| s.rsplit('-').next())
-                .and_then(|s| s.parse().ok());
+            let segment = segment_of_file_name(&name);
             out.push(StoredFile {
                 date: date.clone(),
                 path: part.join(&name),
@@ -163,13 +163,21 @@ fn journal_batches(
     Ok(out)
 }
 
-/// Registers one stored table (Parquet files ∪ journal rows) under its query name.
+/// The listing URL of a stored table's directory.
+fn table_url(dir: &Path, table: StoredTable) -> Result<ListingTableUrl, RecorderError> {
+    let table_dir = dir.join(table.dir_name());
+    Ok(ListingTableUrl::parse(format!("{}/", table_dir.display()))?)
+}
+
+/// Registers one stored table (Parquet files ∪ journal rows) under its query name. The listing
+/// table reads through the context's [`SnapshotStore`], which lists only `snapshot`.
 async fn register_table(
     ctx: &SessionContext,
     dir: &Path,
     table: StoredTable,
     files: &[StoredFile],
     journal: Vec<RecordBatch>,
+    snapshot: &mut HashSet<StorePath>,
 ) -> Result<(), RecorderError> {
     let schema = table.schema();
     let full = with_date(&schema);
@@ -189,8 +197,17 @@ async fn register_table(
             Arc::new(MemTable::try_new(Arc::clone(&full), vec![vec![]])?),
         )?;
     } else if bad.is_empty() {
-        let table_dir = dir.join(table.dir_name());
-        let url = ListingTableUrl::parse(format!("{}/", table_dir.display()))?;
+        let url = table_url(dir, table)?;
+        for f in files {
+            if let Some(name) = f.path.file_name().and_then(|n| n.to_str()) {
+                snapshot.insert(
+                    url.prefix()
+                        .clone()
+                        .join(format!("date={}", f.date))
+                        .join(name),
+                );
+            }
+        }
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
@@ -263,23 +280,40 @@ fn nullable(schema: &SchemaRef) -> SchemaRef {
     ))
 }
 
-/// A DataFusion session with every audit table and view registered (read-only).
-pub async fn audit_context(dir: &Path) -> Result<SessionContext, RecorderError> {
-    let ctx = SessionContext::new();
-    let mut files = BTreeMap::new();
-    let mut published = HashSet::new();
-    // Journal first, files second: a segment rolled in between shows up once, as files.
+/// What one query reads: the journal's records, then the Parquet files present just after.
+struct TrailListing {
+    segments: Vec<(u64, Vec<Record>)>,
+    files: BTreeMap<StoredTable, Vec<StoredFile>>,
+}
+
+/// Journal first, files second: a segment rolled in between shows up once, as files.
+fn list_trail(dir: &Path) -> Result<TrailListing, RecorderError> {
     let segments = read_journal(dir)?;
+    let mut files = BTreeMap::new();
     for t in StoredTable::ALL {
-        let fs_ = stored_files(dir, t)?;
-        for f in &fs_ {
+        files.insert(t, stored_files(dir, t)?);
+    }
+    Ok(TrailListing { segments, files })
+}
+
+/// Registers the tables and views of a listing. The files listed are all the query reads (see
+/// `file_snapshot.rs`): journal rows of a `(table, day, segment)` that has a file are left out.
+async fn context_for(dir: &Path, listing: TrailListing) -> Result<SessionContext, RecorderError> {
+    let ctx = SessionContext::new();
+    let TrailListing {
+        segments,
+        mut files,
+    } = listing;
+    let mut published = HashSet::new();
+    for (t, table_files) in &files {
+        for f in table_files {
             if let Some(seg) = f.segment {
-                published.insert((t, f.date.clone(), seg));
+                published.insert((*t, f.date.clone(), seg));
             }
         }
-        files.insert(t, fs_);
     }
     let mut journal = journal_batches(segments, &published)?;
+    let mut snapshot = HashSet::new();
     for t in StoredTable::ALL {
         let table_files = files.remove(&t).unwrap_or_default();
         register_table(
@@ -288,12 +322,24 @@ pub async fn audit_context(dir: &Path) -> Result<SessionContext, RecorderError> 
             t,
             &table_files,
             journal.remove(&t).unwrap_or_default(),
+            &mut snapshot,
         )
         .await?;
     }
+    // Files published after the listing are not read: their rows came from the journal.
+    ctx.register_object_store(
+        ObjectStoreUrl::local_filesystem().as_ref(),
+        Arc::new(SnapshotStore::new(snapshot)),
+    );
     ctx.sql(ACTIONS_VIEW).await?;
     ctx.sql(SESSIONS_VIEW).await?;
     Ok(ctx)
+}
+
+/// A DataFusion session with every audit table and view registered (read-only).
+pub async fn audit_context(dir: &Path) -> Result<SessionContext, RecorderError> {
+    let listing = list_trail(dir)?;
+    context_for(dir, listing).await
 }
 
 /// Runs one read-only SQL query over the audit directory and returns its rows.
@@ -305,4 +351,78 @@ pub async fn query(dir: &Path, sql: &str) -> Result<Vec<RecordBatch>, RecorderEr
         .with_allow_statements(false);
     let df = ctx.sql_with_options(sql, options).await?;
     Ok(df.collect().await?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{ActionRow, Recorder, RecorderOptions};
+
+    async fn count(ctx: &SessionContext, sql: &str) -> String {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        crate::format_batches(&batches, crate::OutputFormat::Csv).unwrap()
+    }
+
+    async fn record(
+        opts: &RecorderOptions,
+        seqs: std::ops::RangeInclusive<i64>,
+    ) -> crate::RecorderTask {
+        let (rec, task) = Recorder::open(opts.clone()).await.unwrap();
+        for seq in seqs {
+            rec.action(ActionRow {
+                time: 1_790_000_000_000_000 + seq,
+                session_id: "s1".into(),
+                seq,
+                text: format!("SELECT {seq}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        task
+    }
+
+    /// The window between reading the journal and DataFusion listing the files: a segment
+    /// published in it must not be read twice (journal rows + its new file).
+    #[tokio::test]
+    async fn a_file_published_after_the_listing_is_not_read_beside_its_journal_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = RecorderOptions::new(dir.path(), "n1");
+        opts.roll_max_rows = 1_000;
+        record(&opts, 1..=3).await.shutdown().await.unwrap();
+        let task = record(&opts, 4..=6).await;
+        // One file published, one segment in the journal, unrolled.
+        let listing = list_trail(dir.path()).unwrap();
+        assert_eq!(listing.segments.len(), 1);
+        assert_eq!(listing.files[&StoredTable::Actions].len(), 1);
+        // Now the roller publishes the segment (shutdown rolls it and retires it).
+        task.shutdown().await.unwrap();
+        assert_eq!(
+            stored_files(dir.path(), StoredTable::Actions)
+                .unwrap()
+                .len(),
+            2
+        );
+        let ctx = context_for(dir.path(), listing).await.unwrap();
+        assert_eq!(
+            count(
+                &ctx,
+                "SELECT count(*) AS n, count(DISTINCT seq) AS d FROM action_rows"
+            )
+            .await,
+            "n,d\n6,6\n",
+            "each row once: seq 1-3 from the listed file, 4-6 from the journal read"
+        );
+        // A fresh listing reads both files instead, still once.
+        let ctx = audit_context(dir.path()).await.unwrap();
+        assert_eq!(
+            count(
+                &ctx,
+                "SELECT count(*) AS n, count(DISTINCT seq) AS d FROM action_rows"
+            )
+            .await,
+            "n,d\n6,6\n"
+        );
+    }
 }

@@ -11,6 +11,14 @@ pub(crate) struct Chained<T> {
     pub(crate) hash: [u8; 32],
 }
 
+/// A session end as stored: the caller's row plus the path of the session's terminal recording
+/// (relative to the audit directory), a column added in schema version 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ended {
+    pub(crate) row: SessionEnd,
+    pub(crate) recording: Option<String>,
+}
+
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 // Actions dominate the stream; boxing them would add an allocation per row for no memory gain.
@@ -18,7 +26,7 @@ pub(crate) struct Chained<T> {
 pub(crate) enum Record {
     Entry(EntryRow),
     SessionStart(SessionStart),
-    SessionEnd(SessionEnd),
+    SessionEnd(Ended),
     Action(Chained<ActionRow>),
     Outcome(Chained<ActionOutcome>),
     /// First record of every segment: the sessions open when the segment began, so recovery
@@ -75,7 +83,7 @@ impl Record {
         let record = match d.u8()? {
             TYPE_ENTRY => Record::Entry(EntryRow::decode(&mut d)?),
             TYPE_SESSION_START => Record::SessionStart(SessionStart::decode(&mut d)?),
-            TYPE_SESSION_END => Record::SessionEnd(SessionEnd::decode(&mut d)?),
+            TYPE_SESSION_END => Record::SessionEnd(Ended::decode(&mut d)?),
             TYPE_ACTION => Record::Action(Chained {
                 row: ActionRow::decode(&mut d)?,
                 prev_hash: d.bytes32()?,
@@ -91,5 +99,60 @@ impl Record {
         };
         d.finish()?;
         Ok(record)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn end() -> SessionEnd {
+        SessionEnd {
+            session_id: "s1".into(),
+            time: 7,
+            end_reason: "client_closed".into(),
+            bytes_in: 1,
+            bytes_out: 2,
+        }
+    }
+
+    #[test]
+    fn a_session_end_without_recording_encodes_as_schema_1_did() {
+        // Journal segments and rows digests written before schema 2 must stay valid.
+        let mut v1 = Vec::new();
+        end().encode(&mut Encoder(&mut v1));
+        let mut v2 = Vec::new();
+        Ended {
+            row: end(),
+            recording: None,
+        }
+        .encode(&mut Encoder(&mut v2));
+        assert_eq!(v1, v2);
+        let mut framed = vec![TYPE_SESSION_END];
+        framed.extend(&v1);
+        assert_eq!(
+            Record::decode(&framed).unwrap(),
+            Record::SessionEnd(Ended {
+                row: end(),
+                recording: None
+            })
+        );
+    }
+
+    #[test]
+    fn a_session_end_with_recording_round_trips_and_has_one_encoding() {
+        let r = Record::SessionEnd(Ended {
+            row: end(),
+            recording: Some("recordings/date=2026-09-21/s1-0.cast".into()),
+        });
+        let mut buf = Vec::new();
+        r.encode(&mut buf);
+        assert_eq!(Record::decode(&buf).unwrap(), r);
+        // An explicit "no recording" tag is a second encoding of the schema 1 row: refused.
+        let mut buf = vec![TYPE_SESSION_END];
+        end().encode(&mut Encoder(&mut buf));
+        buf.push(0);
+        assert!(Record::decode(&buf).is_err());
     }
 }

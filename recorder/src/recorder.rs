@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::RecorderError;
 use crate::manifest::{load_signing_key, ManifestChain};
 use crate::options::RecorderOptions;
+use crate::record::Ended;
 use crate::recovery::recover;
 use crate::roll::Roller;
 use crate::rows::{ActionOutcome, ActionRow, EntryRow, SessionEnd, SessionStart};
@@ -95,7 +96,8 @@ impl Recorder {
         .map_err(|e| RecorderError::Options(format!("recovery task failed: {e}")))??;
 
         let (tx, rx) = mpsc::channel(opts.queue_capacity);
-        let (roll_tx, roll_rx) = std::sync::mpsc::channel();
+        // One sealed segment may wait while another is rolled (memory bound, see `Writer::roll`).
+        let (roll_tx, roll_rx) = std::sync::mpsc::sync_channel(1);
         let retain = opts.retain_days;
         let roller = std::thread::Builder::new()
             .name("recorder-roller".into())
@@ -154,7 +156,20 @@ impl Recorder {
 
     /// Records that a session ended.
     pub async fn session_end(&self, row: SessionEnd) -> Result<(), RecorderError> {
-        self.send(Incoming::SessionEnd(row)).await
+        self.session_end_with_recording(row, None).await
+    }
+
+    /// Records that a session ended, with the path of its terminal recording relative to the
+    /// audit directory ([`crate::recording_rel_path`]; the first channel's when there are
+    /// several — `bastion audit replay` finds the others next to it). It becomes the
+    /// `recording` column of the `sessions` view.
+    pub async fn session_end_with_recording(
+        &self,
+        row: SessionEnd,
+        recording: Option<String>,
+    ) -> Result<(), RecorderError> {
+        self.send(Incoming::SessionEnd(Ended { row, recording }))
+            .await
     }
 
     /// Records a decided action; forward the action only after this returns `Ok`.

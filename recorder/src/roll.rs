@@ -2,8 +2,11 @@
 //! temporary file (zstd, page statistics, query-sized row groups, metadata with the schema
 //! version, first/last chain hash and rows digest), fsync it, rename it into its Hive partition
 //! `<table>/date=YYYY-MM-DD/<node>-<segment>.parquet`, fsync the directory, then list it in the
-//! manifest. A file the manifest already lists is not written again, so rolling a segment twice
-//! (crash between publishing and retiring the segment) never duplicates rows.
+//! manifest. A segment's rows for one table and day are published once: when the manifest already
+//! lists a file for that `(table, day, segment)` — whatever node name it carries — rolling the
+//! segment again (crash between publishing and retiring it) skips them, so it never duplicates
+//! rows. Files renamed into place whose manifest line never got written are removed by recovery
+//! before the segment is rolled again (`recovery.rs`).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -42,12 +45,19 @@ pub(crate) fn day_of(micros: i64) -> String {
         .to_string()
 }
 
+/// The journal segment a published file name `<node>-<segment>.parquet` holds.
+pub(crate) fn segment_of_file_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".parquet")
+        .and_then(|s| s.rsplit('-').next())
+        .and_then(|s| s.parse().ok())
+}
+
 /// The stored table and time that partition a record; `None` for checkpoints.
 pub(crate) fn placement(r: &Record) -> Option<(StoredTable, i64)> {
     match r {
         Record::Entry(e) => Some((StoredTable::Entries, e.time)),
         Record::SessionStart(s) => Some((StoredTable::Sessions, s.time)),
-        Record::SessionEnd(s) => Some((StoredTable::SessionEnds, s.time)),
+        Record::SessionEnd(s) => Some((StoredTable::SessionEnds, s.row.time)),
         Record::Action(a) => Some((StoredTable::Actions, a.row.time)),
         Record::Outcome(o) => Some((StoredTable::Outcomes, o.row.time)),
         Record::Checkpoint(_) => None,
@@ -236,7 +246,8 @@ impl Roller {
                 table.dir_name(),
                 self.node
             );
-            if self.manifest.files.contains(&rel) {
+            // Published before a crash (possibly under another node name): never twice.
+            if self.manifest.is_published(table.dir_name(), &date, segment) {
                 continue;
             }
             let batch = build_batch(table, &group)?;

@@ -13,12 +13,17 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::error::RecorderError;
-use crate::record::Chained;
+use crate::record::{Chained, Ended};
 use crate::rows::{ActionOutcome, ActionRow, EntryRow, SessionEnd, SessionStart};
 
 /// Version of the stored schema, written to every Parquet file's key-value metadata under
 /// [`SCHEMA_VERSION_KEY`].
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// | version | change |
+/// |---|---|
+/// | 1 | first version |
+/// | 2 | `session_ends.recording` (nullable): path of the session's terminal recording |
+pub const SCHEMA_VERSION: u32 = 2;
 /// Metadata key holding the schema version.
 pub const SCHEMA_VERSION_KEY: &str = "bastion.schema_version";
 
@@ -130,6 +135,7 @@ fn session_ends_schema() -> SchemaRef {
         f("end_reason", DataType::Utf8, false),
         f("bytes_in", DataType::Int64, false),
         f("bytes_out", DataType::Int64, false),
+        f("recording", DataType::Utf8, true),
     ]))
 }
 
@@ -242,18 +248,24 @@ pub(crate) fn sessions_batch(rows: &[&SessionStart]) -> Result<RecordBatch, Reco
 }
 
 /// Builds a `session_ends` batch.
-pub(crate) fn session_ends_batch(rows: &[&SessionEnd]) -> Result<RecordBatch, RecorderError> {
+pub(crate) fn session_ends_batch(rows: &[&Ended]) -> Result<RecordBatch, RecorderError> {
     let mut id = StringBuilder::new();
     let mut time = tsb(rows.len());
     let mut reason = StringBuilder::new();
     let mut bin = Int64Builder::new();
     let mut bout = Int64Builder::new();
-    for r in rows {
+    let mut recording = StringBuilder::new();
+    for Ended {
+        row: r,
+        recording: rec,
+    } in rows.iter().copied()
+    {
         id.append_value(&r.session_id);
         time.append_value(r.time);
         reason.append_value(&r.end_reason);
         bin.append_value(r.bytes_in);
         bout.append_value(r.bytes_out);
+        recording.append_option(rec.as_deref());
     }
     batch(
         StoredTable::SessionEnds,
@@ -263,6 +275,7 @@ pub(crate) fn session_ends_batch(rows: &[&SessionEnd]) -> Result<RecordBatch, Re
             Arc::new(reason.finish()),
             Arc::new(bin.finish()),
             Arc::new(bout.finish()),
+            Arc::new(recording.finish()),
         ],
     )
 }
@@ -584,19 +597,24 @@ pub(crate) fn sessions_rows(c: &Columns<'_>) -> Result<Vec<SessionStart>, Record
 }
 
 /// Reads `session_ends` rows.
-pub(crate) fn session_ends_rows(c: &Columns<'_>) -> Result<Vec<SessionEnd>, RecorderError> {
+pub(crate) fn session_ends_rows(c: &Columns<'_>) -> Result<Vec<Ended>, RecorderError> {
     let id = c.strs("session_id", true)?;
     let time = c.times("end_time", true)?;
     let reason = c.strs("end_reason", true)?;
     let bin = c.i64s("bytes_in", false)?;
     let bout = c.i64s("bytes_out", false)?;
+    // Absent in schema 1 files.
+    let recording = c.strs("recording", false)?;
     Ok((0..c.len())
-        .map(|i| SessionEnd {
-            session_id: s(&id, i),
-            time: t(&time, i).unwrap_or_default(),
-            end_reason: s(&reason, i),
-            bytes_in: n(&bin, i),
-            bytes_out: n(&bout, i),
+        .map(|i| Ended {
+            row: SessionEnd {
+                session_id: s(&id, i),
+                time: t(&time, i).unwrap_or_default(),
+                end_reason: s(&reason, i),
+                bytes_in: n(&bin, i),
+                bytes_out: n(&bout, i),
+            },
+            recording: os(&recording, i),
         })
         .collect())
 }

@@ -15,7 +15,7 @@ use crate::chain::{genesis, row_hash};
 use crate::error::RecorderError;
 use crate::journal::{frame, sync_dir, ActiveSegment};
 use crate::options::{Durability, RecorderOptions};
-use crate::record::{Chained, Record};
+use crate::record::{Chained, Ended, Record};
 use crate::retention;
 use crate::roll::Roller;
 use crate::rows::{now_micros, ActionOutcome, ActionRow, EntryRow, SessionEnd, SessionStart};
@@ -31,7 +31,7 @@ const ENDED_CHAINS_KEPT: usize = 65_536;
 pub(crate) enum Incoming {
     Entry(EntryRow),
     SessionStart(SessionStart),
-    SessionEnd(SessionEnd),
+    SessionEnd(Ended),
     Action(ActionRow),
     Outcome(ActionOutcome),
 }
@@ -71,7 +71,7 @@ pub(crate) struct Writer {
     chains: HashMap<String, [u8; 32]>,
     ended: VecDeque<String>,
     open: HashSet<String>,
-    roll_tx: std_mpsc::Sender<RollJob>,
+    roll_tx: std_mpsc::SyncSender<RollJob>,
     buf: Vec<u8>,
     scratch: Vec<u8>,
 }
@@ -80,7 +80,7 @@ impl Writer {
     pub(crate) fn new(
         opts: RecorderOptions,
         next_segment: u64,
-        roll_tx: std_mpsc::Sender<RollJob>,
+        roll_tx: std_mpsc::SyncSender<RollJob>,
     ) -> Writer {
         Writer {
             journal_dir: opts.dir.join("journal"),
@@ -165,8 +165,8 @@ impl Writer {
             }
             Incoming::SessionEnd(s) => {
                 undo.push(Undo::Open(
-                    s.session_id.clone(),
-                    self.open.remove(&s.session_id),
+                    s.row.session_id.clone(),
+                    self.open.remove(&s.row.session_id),
                 ));
                 Record::SessionEnd(s)
             }
@@ -202,7 +202,12 @@ impl Writer {
         let prev = old.unwrap_or_else(|| genesis(sid));
         let hash = row_hash(row, &prev, &mut self.scratch);
         undo.push(Undo::Chain(sid.to_string(), old));
-        self.chains.insert(sid.to_string(), hash);
+        match self.chains.get_mut(sid) {
+            Some(head) => *head = hash,
+            None => {
+                self.chains.insert(sid.to_string(), hash);
+            }
+        }
         (prev, hash)
     }
 
@@ -236,7 +241,7 @@ impl Writer {
         let mut ended = Vec::new();
         for (row, ack) in rows {
             if let Incoming::SessionEnd(s) = &row {
-                ended.push(s.session_id.clone());
+                ended.push(s.row.session_id.clone());
             }
             let rec = self.make_record(row, &mut undo);
             frame(&rec, &mut self.buf);
@@ -293,7 +298,9 @@ impl Writer {
         }
     }
 
-    /// Seals the active segment and hands it to the roller.
+    /// Seals the active segment and hands it to the roller. Waits while the roller is still
+    /// publishing the previous one: at most one sealed segment waits in memory, and when
+    /// Parquet cannot keep up, callers wait on the queue rather than memory growing.
     fn roll(&mut self) {
         let Some(seg) = self.active.take() else {
             return;
@@ -343,6 +350,10 @@ impl Writer {
                         end_reason: "bastion_shutdown".into(),
                         bytes_in: 0,
                         bytes_out: 0,
+                    };
+                    let end = Ended {
+                        row: end,
+                        recording: None,
                     };
                     (Incoming::SessionEnd(end), tx)
                 })

@@ -47,7 +47,6 @@ fn acked_rows(dir: &std::path::Path, prefix: &str, kill_after: Duration) -> Vec<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known defect, issue 5 stays open: after a kill -9 at some points an acknowledged row is published twice; run with --ignored to reproduce"]
 async fn every_row_acknowledged_before_kill_9_is_present_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand::thread_rng();
@@ -95,6 +94,120 @@ async fn every_row_acknowledged_before_kill_9_is_present_exactly_once() {
     let report = verify(dir.path(), None, None).unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     assert!(report.rows as usize >= acked.len());
+}
+
+/// Which step of publishing a segment the simulated crash interrupts.
+#[derive(Clone, Copy, Debug)]
+enum CrashAfter {
+    /// Files renamed into place, manifest line not written, segment not retired.
+    Rename,
+    /// Manifest line written, segment not retired.
+    Manifest,
+}
+
+/// Leaves `dir` as a kill -9 at `crash` while publishing its only segment would, written by
+/// node `writer`; returns the segment's file name.
+async fn crash_while_publishing(dir: &std::path::Path, writer: &str, crash: CrashAfter) -> String {
+    let mut o = opts(dir);
+    o.node = writer.into();
+    let (rec, task) = Recorder::open(o).await.unwrap();
+    rec.session_start(start("s1")).await.unwrap();
+    for seq in 1..=5 {
+        rec.action(action("s1", seq)).await.unwrap();
+        rec.outcome(outcome("s1", seq)).await.unwrap();
+    }
+    rec.session_end(end("s1")).await.unwrap();
+    // The segment as the crash leaves it: every row written, nothing retired.
+    let journal = dir.join("journal");
+    let seg = std::fs::read_dir(&journal)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let name = seg.file_name().unwrap().to_string_lossy().to_string();
+    let bytes = std::fs::read(&seg).unwrap();
+    task.shutdown().await.unwrap();
+    assert!(!seg.exists(), "shutdown publishes and retires the segment");
+    std::fs::write(&seg, bytes).unwrap();
+    if let CrashAfter::Rename = crash {
+        // The only segment wrote every manifest line there is.
+        std::fs::remove_dir_all(dir.join("manifests")).unwrap();
+        // And an interrupted roll of another table left its temporary file.
+        std::fs::write(
+            dir.join(format!(
+                "outcomes/date=2026-09-21/.{writer}-0000000009.parquet.tmp"
+            )),
+            b"PAR1 half",
+        )
+        .unwrap();
+    }
+    name
+}
+
+#[tokio::test]
+async fn rolling_a_segment_again_after_a_crash_while_publishing_never_duplicates_rows() {
+    // The kill -9 test found it: recovery under another node name (the helper writes as
+    // `crash`, the test reopens as `node1`) published an already published segment again as
+    // `node1-<segment>.parquet` beside `crash-<segment>.parquet`.
+    for crash in [CrashAfter::Rename, CrashAfter::Manifest] {
+        for recovering_node in ["w1", "other"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path();
+            let seg = crash_while_publishing(dir, "w1", crash).await;
+            let mut o = opts(dir);
+            o.node = recovering_node.into();
+            let (_rec, task) = Recorder::open(o).await.unwrap();
+            task.shutdown().await.unwrap();
+            let case = format!("{crash:?} recovered by {recovering_node}");
+            assert!(
+                !dir.join("journal").join(&seg).exists(),
+                "{case}: segment retired"
+            );
+            let rows = csv(&query(
+                dir,
+                "SELECT seq, outcome, count(*) OVER (PARTITION BY seq) AS n FROM actions ORDER BY seq",
+            )
+            .await
+            .unwrap());
+            assert_eq!(
+                rows, "seq,outcome,n\n1,ok,1\n2,ok,1\n3,ok,1\n4,ok,1\n5,ok,1\n",
+                "{case}"
+            );
+            let sessions = csv(&query(dir, "SELECT session_id, end_reason FROM sessions")
+                .await
+                .unwrap());
+            assert_eq!(
+                sessions, "session_id,end_reason\ns1,client_closed\n",
+                "{case}"
+            );
+            // One file per table, under one node name: nothing left beside it.
+            for table in ["actions", "outcomes", "sessions", "session_ends"] {
+                assert_eq!(parquet_files(dir, table).len(), 1, "{case}: {table}");
+            }
+            let leftovers: Vec<_> = std::fs::read_dir(dir.join("outcomes/date=2026-09-21"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with('.'))
+                .collect();
+            assert!(leftovers.is_empty(), "{case}: {leftovers:?}");
+            let report = verify(dir, None, None).unwrap();
+            assert!(report.is_ok(), "{case}: {:?}", report.problems);
+            assert_eq!(
+                report.rows, 12,
+                "{case}: start, 5 actions, 5 outcomes, end: once"
+            );
+            // The next segment gets a fresh id, never the recovered one.
+            let mut o = opts(dir);
+            o.node = recovering_node.into();
+            let (rec, task) = Recorder::open(o).await.unwrap();
+            rec.action(action("s2", 1)).await.unwrap();
+            task.shutdown().await.unwrap();
+            assert_eq!(parquet_files(dir, "actions").len(), 2, "{case}");
+            assert!(verify(dir, None, None).unwrap().is_ok(), "{case}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ async fn rows_written_read_back_with_the_parquet_reader_are_the_rows_recorded() 
     let kv = meta.file_metadata().key_value_metadata().unwrap();
     assert!(kv
         .iter()
-        .any(|k| k.key == "bastion.schema_version" && k.value.as_deref() == Some("1")));
+        .any(|k| k.key == "bastion.schema_version" && k.value.as_deref() == Some("2")));
     assert!(kv.iter().any(|k| k.key == "bastion.first_hash"));
     let col = meta.row_group(0).column(0);
     assert!(
@@ -263,5 +263,67 @@ async fn a_full_queue_makes_callers_wait_and_never_drops_a_row() {
     assert!(
         rec.action(action("late", 1)).await.is_err(),
         "after shutdown the recorder refuses rows"
+    );
+}
+
+#[tokio::test]
+async fn a_schema_1_session_ends_file_without_the_recording_column_is_still_read() {
+    use parquet::arrow::ArrowWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, task) = Recorder::open(opts(dir.path())).await.unwrap();
+    rec.session_start(start("s1")).await.unwrap();
+    rec.session_end(end("s1")).await.unwrap();
+    task.shutdown().await.unwrap();
+    // Rewrite the file as schema 1 wrote it: no `recording` column, version 1.
+    let files = parquet_files(dir.path(), "session_ends");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&files[0]).unwrap()).unwrap();
+    let batch = reader.build().unwrap().next().unwrap().unwrap();
+    let idx = batch.schema().index_of("recording").unwrap();
+    let mut v1 = batch.clone();
+    v1.remove_column(idx);
+    let kv = vec![parquet::file::metadata::KeyValue::new(
+        "bastion.schema_version".to_string(),
+        "1".to_string(),
+    )];
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let mut w =
+        ArrowWriter::try_new(File::create(&files[0]).unwrap(), v1.schema(), Some(props)).unwrap();
+    w.write(&v1).unwrap();
+    w.close().unwrap();
+    let rows = csv(&query(
+        dir.path(),
+        "SELECT session_id, end_reason, recording FROM sessions",
+    )
+    .await
+    .unwrap());
+    assert_eq!(rows, "session_id,end_reason,recording\ns1,client_closed,\n");
+    let rows = csv(
+        &query(dir.path(), "SELECT session_id, recording FROM session_ends")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rows, "session_id,recording\ns1,\n");
+    // Beside a schema 2 file of the same table.
+    let (rec, task) = Recorder::open(opts(dir.path())).await.unwrap();
+    rec.session_start(start("s2")).await.unwrap();
+    rec.session_end_with_recording(
+        end("s2"),
+        Some("recordings/date=2026-09-21/s2-0.cast".into()),
+    )
+    .await
+    .unwrap();
+    task.shutdown().await.unwrap();
+    assert_eq!(parquet_files(dir.path(), "session_ends").len(), 2);
+    let rows = csv(&query(
+        dir.path(),
+        "SELECT session_id, recording FROM sessions ORDER BY session_id",
+    )
+    .await
+    .unwrap());
+    assert_eq!(
+        rows,
+        "session_id,recording\ns1,\ns2,recordings/date=2026-09-21/s2-0.cast\n"
     );
 }

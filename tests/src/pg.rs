@@ -188,6 +188,30 @@ impl PgServer {
         Ok(())
     }
 
+    /// Whether a role named `name` exists (`pg_roles`, checked as the superuser).
+    pub fn role_exists(&self, name: &str) -> anyhow::Result<bool> {
+        let n = self.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_roles WHERE rolname = '{}'",
+                name.replace('\'', "''")
+            ),
+        )?;
+        Ok(n == "1")
+    }
+
+    /// How many backends are logged in as `name` (`pg_stat_activity`).
+    pub fn backends_of(&self, name: &str) -> anyhow::Result<usize> {
+        let n = self.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = '{}'",
+                name.replace('\'', "''")
+            ),
+        )?;
+        Ok(n.parse()?)
+    }
+
     /// Creates a database owned by `owner`.
     pub fn create_database(&self, name: &str, owner: &str) -> anyhow::Result<()> {
         self.psql(

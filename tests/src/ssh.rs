@@ -52,9 +52,15 @@ pub fn sshd_bin() -> &'static str {
 impl SshServer {
     /// Starts sshd; retries on another port if the chosen one was taken meanwhile.
     pub fn start() -> anyhow::Result<SshServer> {
+        Self::start_accepting_env(&[])
+    }
+
+    /// Starts sshd accepting these environment variables from clients as well as the default
+    /// `LANG LC_* GIT_PROTOCOL` (e.g. `PROMPT_COMMAND`, which the bastion sends on pty shells).
+    pub fn start_accepting_env(names: &[&str]) -> anyhow::Result<SshServer> {
         let mut last = None;
         for _ in 0..3 {
-            match Self::start_once() {
+            match Self::start_once(names) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
@@ -62,7 +68,7 @@ impl SshServer {
         Err(last.unwrap_or_else(|| anyhow::anyhow!("sshd did not start")))
     }
 
-    fn start_once() -> anyhow::Result<SshServer> {
+    fn start_once(accept_env: &[&str]) -> anyhow::Result<SshServer> {
         let user = if os::is_root() {
             os::SSH_OS_USER.to_string()
         } else {
@@ -101,9 +107,10 @@ impl SshServer {
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
              AllowUsers {user}\nAllowTcpForwarding yes\nGatewayPorts no\nX11Forwarding no\n\
-             PermitUserEnvironment no\nAcceptEnv LANG LC_* GIT_PROTOCOL\nLogLevel VERBOSE\n\
+             PermitUserEnvironment no\nAcceptEnv LANG LC_* GIT_PROTOCOL {extra_env}\nLogLevel VERBOSE\n\
              TrustedUserCAKeys {d}/trusted_user_ca_keys\nSubsystem sftp {sftp}\n",
-            d = dir.path().display()
+            d = dir.path().display(),
+            extra_env = accept_env.join(" ")
         );
         std::fs::write(dir.path().join("trusted_user_ca_keys"), "")?;
         std::fs::write(dir.path().join("sshd_config"), config)?;
@@ -208,9 +215,155 @@ impl SshServer {
     }
 }
 
+impl SshServer {
+    /// Like [`SshServer::ssh_command`], logging in with `key` and its OpenSSH certificate
+    /// `certificate` (`-o CertificateFile=`), nothing else.
+    pub fn ssh_command_with_certificate(
+        &self,
+        key: &Path,
+        certificate: &Path,
+    ) -> anyhow::Result<Command> {
+        let mut c = Command::new("ssh");
+        c.args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+        ])
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            self.known_hosts()?.display()
+        ))
+        .args(["-o", "IdentitiesOnly=yes", "-o"])
+        .arg(format!("CertificateFile={}", certificate.display()))
+        .arg("-i")
+        .arg(key)
+        .args(["-p", &self.port.to_string(), "-l", &self.user, "127.0.0.1"]);
+        Ok(c)
+    }
+}
+
 impl Drop for SshServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A terminal for interactive tests: a private tmux server (its own socket in a temp dir) with
+/// one window running a command, driven with `send-keys` and read with `capture-pane`. Dropping
+/// it kills the tmux server and the command.
+pub struct TmuxTerminal {
+    dir: TempDir,
+}
+
+impl TmuxTerminal {
+    /// Starts `program` with `args` in a detached `cols`×`rows` window.
+    pub fn start(program: &str, args: &[String], cols: u16, rows: u16) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("bastion-tmux-").tempdir()?;
+        let terminal = TmuxTerminal { dir };
+        let mut command = terminal.tmux();
+        command
+            .args(["-f", "/dev/null", "new-session", "-d", "-s", "t", "-x"])
+            .arg(cols.to_string())
+            .arg("-y")
+            .arg(rows.to_string())
+            .arg(program)
+            .args(args);
+        os::run(&mut command).context("starting tmux (is tmux installed? run ./scripts/test)")?;
+        // Keep the window after the command exits, so its last screen can still be read.
+        os::run(
+            terminal
+                .tmux()
+                .args(["set-option", "-t", "t", "remain-on-exit", "on"]),
+        )?;
+        Ok(terminal)
+    }
+
+    fn tmux(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-S").arg(self.dir.path().join("socket"));
+        c
+    }
+
+    /// Sends tmux key names (`Enter`, `Up`, `C-c`, `BSpace`, `Escape`, ...).
+    pub fn keys(&self, keys: &[&str]) -> anyhow::Result<()> {
+        os::run(self.tmux().args(["send-keys", "-t", "t"]).args(keys))?;
+        Ok(())
+    }
+
+    /// Types `text` literally (no key names).
+    pub fn type_text(&self, text: &str) -> anyhow::Result<()> {
+        os::run(self.tmux().args(["send-keys", "-t", "t", "-l", "--", text]))?;
+        Ok(())
+    }
+
+    /// Pastes `text` as the terminal would: bracketed when the application asked for it.
+    pub fn paste(&self, text: &str) -> anyhow::Result<()> {
+        os::run(self.tmux().args(["set-buffer", "--", text]))?;
+        os::run(self.tmux().args(["paste-buffer", "-p", "-t", "t"]))?;
+        Ok(())
+    }
+
+    /// The visible screen, one line per row.
+    pub fn screen(&self) -> anyhow::Result<String> {
+        let out = self
+            .tmux()
+            .args(["capture-pane", "-p", "-t", "t"])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The screen and what scrolled off it (up to 2000 rows).
+    pub fn history(&self) -> anyhow::Result<String> {
+        let out = self
+            .tmux()
+            .args(["capture-pane", "-p", "-J", "-S", "-2000", "-t", "t"])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Polls the screen and its history until `ready` holds, at most `timeout`; returns the
+    /// last capture, or an error carrying it.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let text = self.history()?;
+            if ready(&text) {
+                return Ok(text);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("timed out waiting for {what}; the terminal shows:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the screen and its history contain `needle` `times` times or more.
+    pub fn wait_for_text(&self, needle: &str, times: usize) -> anyhow::Result<String> {
+        self.wait_for(
+            &format!("{needle:?} x{times}"),
+            Duration::from_secs(30),
+            |text| text.matches(needle).count() >= times,
+        )
+    }
+}
+
+impl Drop for TmuxTerminal {
+    fn drop(&mut self) {
+        let _ = self
+            .tmux()
+            .arg("kill-server")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }

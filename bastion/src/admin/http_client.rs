@@ -1,6 +1,7 @@
-//! A minimal HTTP/1.1 client over any byte stream (a Unix socket for the CLI, TCP for webhooks):
-//! one request per connection, the whole body read into memory. Built on hyper's connection
-//! API so framing (chunked bodies, keep-alive headers) is handled by a real implementation.
+//! A minimal HTTP/1.1 client over any byte stream (the admin socket or TLS for the CLI, TCP or
+//! TLS for webhooks): one request per connection, the whole body read into memory. Built on
+//! hyper's connection API so framing (chunked bodies, keep-alive headers) is handled by a real
+//! implementation. [`HttpUrl`] parses the `http(s)://` URLs both use.
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
@@ -36,8 +37,16 @@ pub enum HttpError {
     #[error("bad http request: {0}")]
     Build(#[from] hyper::http::Error),
     /// A URL this client cannot use.
-    #[error("unsupported url {0:?}: only http://host[:port]/path is supported")]
+    #[error("unsupported url {0:?}: expected https://host[:port]/path (or http:// for loopback)")]
     Url(String),
+    /// The TLS handshake failed (certificate not trusted, wrong name, not TLS at all).
+    #[error("tls with {target} failed: {source}")]
+    Tls {
+        /// What we tried to reach.
+        target: String,
+        /// The handshake error.
+        source: std::io::Error,
+    },
 }
 
 /// Sends `request` over `io` and reads the whole response.
@@ -67,10 +76,14 @@ where
     })
 }
 
-/// An `http://` URL split into what a request needs.
+/// An `http://` or `https://` URL split into what a request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
-    /// `host:port` to connect to (port 80 when absent).
+    /// `https://`: the request goes over TLS.
+    pub tls: bool,
+    /// The host alone (brackets of an IPv6 literal removed): the TLS server name.
+    pub host: String,
+    /// `host:port` to connect to (port 80 or 443 when absent).
     pub authority: String,
     /// The `Host` header value (as written).
     pub host_header: String,
@@ -79,35 +92,75 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    /// Parses `http://host[:port][/path]`; anything else (https, credentials in the URL, no host)
-    /// is refused.
+    /// Parses `http[s]://host[:port][/path]`; anything else (other schemes, credentials in the
+    /// URL, no host, a bad port) is refused.
     pub fn parse(url: &str) -> Result<HttpUrl, HttpError> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| HttpError::Url(url.to_string()))?;
-        let (host, path) = match rest.find('/') {
+        let bad = || HttpError::Url(url.to_string());
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(bad());
+        };
+        let (authority_text, path) = match rest.find(['/', '?', '#']) {
             Some(i) => rest.split_at(i),
             None => (rest, "/"),
         };
-        if host.is_empty() || host.contains('@') {
-            return Err(HttpError::Url(url.to_string()));
-        }
-        let has_port = match host.rfind(':') {
-            Some(i) => {
-                !host.ends_with(']') && host.get(i + 1..).is_some_and(|p| p.parse::<u16>().is_ok())
-            }
-            None => false,
-        };
-        let authority = if has_port {
-            host.to_string()
+        let path = if path.starts_with('/') {
+            path.to_string()
         } else {
-            format!("{host}:80")
+            format!("/{path}")
+        };
+        if authority_text.is_empty() || authority_text.contains('@') {
+            return Err(bad());
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = authority_text.strip_prefix('[') {
+            let (inside, after) = v6.split_once(']').ok_or_else(bad)?;
+            inside.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            let port = match after {
+                "" => default_port,
+                p => p
+                    .strip_prefix(':')
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .ok_or_else(bad)?,
+            };
+            (inside.to_string(), port)
+        } else {
+            match authority_text.split_once(':') {
+                None => (authority_text.to_string(), default_port),
+                Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| bad())?),
+            }
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c));
+        if !host_ok || port == 0 {
+            return Err(bad());
+        }
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
         };
         Ok(HttpUrl {
+            tls,
+            host,
             authority,
-            host_header: host.to_string(),
-            path: path.to_string(),
+            host_header: authority_text.to_string(),
+            path,
         })
+    }
+
+    /// Whether the host is this machine: a loopback IP literal (127.0.0.0/8, `::1`) or
+    /// `localhost`.
+    pub fn is_loopback(&self) -> bool {
+        match self.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => self.host.eq_ignore_ascii_case("localhost"),
+        }
     }
 }
 
@@ -116,8 +169,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_http_urls_and_refuses_others() {
+    fn parses_http_and_https_urls_and_refuses_others() {
         let u = HttpUrl::parse("http://127.0.0.1:9000/hooks/slack?x=1").unwrap();
+        assert!(!u.tls);
         assert_eq!(u.authority, "127.0.0.1:9000");
         assert_eq!(u.host_header, "127.0.0.1:9000");
         assert_eq!(u.path, "/hooks/slack?x=1");
@@ -126,14 +180,54 @@ mod tests {
             (u.authority.as_str(), u.path.as_str()),
             ("hooks.internal:80", "/")
         );
+        let u = HttpUrl::parse("https://hooks.slack.com/services/T0/B0").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.host, "hooks.slack.com");
+        assert_eq!(u.authority, "hooks.slack.com:443");
+        assert_eq!(u.path, "/services/T0/B0");
+        let u = HttpUrl::parse("https://[::1]:8443?q").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.authority.as_str()),
+            ("::1", "[::1]:8443")
+        );
+        assert_eq!(u.path, "/?q");
         for bad in [
-            "https://hooks.slack.com/x",
             "ftp://x",
             "http://",
+            "https://",
             "http://user:pw@host/",
+            "https://host:notaport/",
+            "https://host:0/",
+            "https://host:70000/",
+            "https://[::1/",
+            "https://[zz]/",
+            "https://ho st/",
+            "https://host\\evil/",
             "hooks",
         ] {
             assert!(HttpUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_means_loopback_literals_and_localhost_only() {
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://127.8.9.10/",
+            "http://[::1]:80/",
+            "http://localhost:8080/",
+            "http://LOCALHOST/",
+        ] {
+            assert!(HttpUrl::parse(url).unwrap().is_loopback(), "{url}");
+        }
+        for url in [
+            "http://10.0.0.1/",
+            "http://localhost.evil.example/",
+            "http://127.0.0.1.nip.io/",
+            "http://[::2]/",
+            "http://0.0.0.0/",
+        ] {
+            assert!(!HttpUrl::parse(url).unwrap().is_loopback(), "{url}");
         }
     }
 }

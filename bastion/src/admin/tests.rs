@@ -11,17 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
     socket: std::path::PathBuf,
-    broker: Arc<Broker>,
+    pub(super) broker: Arc<Broker>,
     sessions: Arc<SessionRegistry>,
     lockouts: Arc<Lockouts>,
     metrics: Arc<Metrics>,
     reloads: Arc<AtomicUsize>,
-    tokens: Arc<TokenStore>,
+    pub(super) tokens: Arc<TokenStore>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<Result<(), AdminError>>,
+    /// What the socket serves, for other listeners of the same API.
+    pub(super) state: AdminState,
 }
 
 fn directory() -> Directory {
@@ -42,7 +44,7 @@ fn directory() -> Directory {
     ])
 }
 
-async fn start(timeout: Duration) -> Fixture {
+pub(super) async fn start(timeout: Duration) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("admin.sock");
     let metrics = Arc::new(Metrics::new());
@@ -70,8 +72,9 @@ async fn start(timeout: Duration) -> Fixture {
     };
     let shutdown = CancellationToken::new();
     let listener = AdminListener::bind(&socket).unwrap();
-    let server = tokio::spawn(listener.run(state, shutdown.clone()));
+    let server = tokio::spawn(listener.run(state.clone(), shutdown.clone()));
     Fixture {
+        state,
         _dir: dir,
         socket,
         broker,
@@ -86,7 +89,7 @@ async fn start(timeout: Duration) -> Fixture {
 }
 
 impl Fixture {
-    fn token(&self, user: &str, scope: Scope) -> AdminClient {
+    pub(super) fn token(&self, user: &str, scope: Scope) -> AdminClient {
         let (_, token) = self.tokens.issue(user, scope, None).unwrap();
         AdminClient::new(&self.socket, Some(token))
     }
@@ -95,7 +98,7 @@ impl Fixture {
         AdminClient::new(&self.socket, None)
     }
 
-    fn submit(
+    pub(super) fn submit(
         &self,
         requester: &str,
         text: &str,
@@ -119,7 +122,7 @@ impl Fixture {
     }
 }
 
-async fn status_and_json(
+pub(super) async fn status_and_json(
     c: &AdminClient,
     method: Method,
     path: &str,
@@ -532,13 +535,17 @@ async fn webhook_is_signed_retried_and_never_blocks_submission() {
         max_delay: Duration::from_millis(100),
         attempt_timeout: Duration::from_secs(5),
     };
-    // One dead URL next to the live one: it must not delay or lose anything.
+    // Dead URLs next to the live one (nothing listens; no such host): they must not delay or
+    // lose anything.
     let urls = vec![
         "http://127.0.0.1:9/dead".to_string(),
         url,
-        "https://hooks.example/x".to_string(),
+        "https://hooks.example.invalid/x".to_string(),
     ];
-    let notifier = crate::broker::WebhookNotifier::start(&urls, key.clone(), retry);
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, super::tls_tests::TestCa::new().ca_pem).unwrap();
+    let targets = crate::broker::WebhookTargets::new(&urls, Some(&ca), false).unwrap();
+    let notifier = crate::broker::WebhookNotifier::start(targets, key.clone(), retry);
     let broker = Broker::new(Duration::from_secs(60), directory()).with_webhooks(notifier);
     let started = std::time::Instant::now();
     let (id, _wait) = broker.submit(StepUpRequest {

@@ -16,7 +16,7 @@ pub use approvers::{Directory, Member};
 pub use request::{
     action_digest, rfc3339, ApprovalView, RequestId, StepUpKind, StepUpOutcome, StepUpRequest,
 };
-pub use webhook::{RetryPolicy, WebhookNotifier};
+pub use webhook::{RetryPolicy, WebhookNotifier, WebhookTargets};
 
 use crate::metrics::{Metrics, StepUpLabel};
 use std::collections::HashMap;

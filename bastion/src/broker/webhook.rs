@@ -3,9 +3,16 @@
 //! (HMAC-SHA-256 of the body with a key kept in the state directory, mode 0600). Delivery runs in
 //! background tasks with exponential backoff; `notify` never waits, and a webhook that is down
 //! never holds up, fails or loses a request — at worst its notification is dropped and logged.
+//!
+//! URLs are `https://` (certificate verified against `approvals.webhook_ca`, or the system roots
+//! when unset; see `admin::tls_client`), or `http://` to a loopback address only, unless
+//! `approvals.allow_insecure_webhooks` says otherwise: a request's text can be sensitive, and an
+//! unauthenticated receiver could be impersonated. [`WebhookTargets`] applies that rule, at
+//! config load (so `bastion check` refuses) and again when the notifier starts.
 use super::request::ApprovalView;
 use crate::admin::http_client::{self, HttpUrl};
 use crate::admin::private_file::write_private_file;
+use crate::admin::tls_client::{self, TlsSetupError};
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::Full;
@@ -47,6 +54,81 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Why the webhook settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// Not an `http(s)://host[:port]/path` URL.
+    #[error("webhook {0:?} is not an http(s)://host[:port]/path URL")]
+    BadUrl(String),
+    /// Plain HTTP to another machine without `allow_insecure_webhooks`.
+    #[error(
+        "webhook {0} would send step-up requests unencrypted to another machine; use https://, \
+         a loopback address, or set approvals.allow_insecure_webhooks = true"
+    )]
+    Insecure(String),
+    /// The TLS roots could not be loaded.
+    #[error("webhooks: {0}")]
+    Tls(#[from] TlsSetupError),
+}
+
+/// Checks one configured URL against the transport rule: `https://` anywhere, `http://` to a
+/// loopback address, any `http://` with `allow_insecure`.
+pub fn check_url(url: &str, allow_insecure: bool) -> Result<HttpUrl, WebhookError> {
+    let parsed = HttpUrl::parse(url).map_err(|_| WebhookError::BadUrl(url.to_string()))?;
+    if !parsed.tls && !parsed.is_loopback() && !allow_insecure {
+        return Err(WebhookError::Insecure(url.to_string()));
+    }
+    Ok(parsed)
+}
+
+/// The URLs to notify and the TLS client for the `https://` ones.
+#[derive(Clone)]
+pub struct WebhookTargets {
+    urls: Vec<HttpUrl>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for WebhookTargets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookTargets")
+            .field("urls", &self.urls)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl WebhookTargets {
+    /// `urls` checked with [`check_url`]; when any is `https://`, roots from the PEM file `ca`
+    /// or, without one, the system store (an empty store is an error, not a silent failure).
+    pub fn new(
+        urls: &[String],
+        ca: Option<&Path>,
+        allow_insecure: bool,
+    ) -> Result<WebhookTargets, WebhookError> {
+        let urls = urls
+            .iter()
+            .map(|u| check_url(u, allow_insecure))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = if urls.iter().any(|u| u.tls) {
+            Some(tls_client::client_config(tls_client::roots(ca)?)?)
+        } else {
+            None
+        };
+        Ok(WebhookTargets { urls, tls })
+    }
+
+    /// The targets of `[approvals]`.
+    pub fn from_config(
+        approvals: &crate::config::Approvals,
+    ) -> Result<WebhookTargets, WebhookError> {
+        WebhookTargets::new(
+            &approvals.webhooks,
+            approvals.webhook_ca.as_deref(),
+            approvals.allow_insecure_webhooks,
+        )
+    }
+}
+
 /// Sends notifications in the background.
 #[derive(Debug, Clone)]
 pub struct WebhookNotifier {
@@ -54,19 +136,9 @@ pub struct WebhookNotifier {
 }
 
 impl WebhookNotifier {
-    /// Starts the delivery worker (call inside a tokio runtime). URLs that are not
-    /// `http://host[:port]/path` are logged and skipped.
-    pub fn start(urls: &[String], key: Vec<u8>, retry: RetryPolicy) -> WebhookNotifier {
-        let targets: Vec<HttpUrl> = urls
-            .iter()
-            .filter_map(|u| match HttpUrl::parse(u) {
-                Ok(url) => Some(url),
-                Err(e) => {
-                    tracing::error!(error = %e, "webhook skipped");
-                    None
-                }
-            })
-            .collect();
+    /// Starts the delivery worker (call inside a tokio runtime).
+    pub fn start(targets: WebhookTargets, key: Vec<u8>, retry: RetryPolicy) -> WebhookNotifier {
+        let WebhookTargets { urls, tls } = targets;
         let (tx, mut rx) = mpsc::channel::<ApprovalView>(QUEUE);
         let key = Arc::new(key);
         tokio::spawn(async move {
@@ -74,15 +146,16 @@ impl WebhookNotifier {
             while let Some(view) = rx.recv().await {
                 let body = Bytes::from(payload(&view));
                 let signature = sign(&key, &body);
-                for url in &targets {
+                for url in &urls {
                     let Ok(permit) = permits.clone().acquire_owned().await else {
                         return;
                     };
                     let (url, body, signature) = (url.clone(), body.clone(), signature.clone());
+                    let tls = tls.clone();
                     let id = view.id.clone();
                     tokio::spawn(async move {
                         let _permit = permit;
-                        deliver(&url, body, &signature, retry, &id.0).await;
+                        deliver(&url, tls, body, &signature, retry, &id.0).await;
                     });
                 }
             }
@@ -166,12 +239,19 @@ pub fn verify_signature(key: &[u8], body: &[u8], header: &str) -> bool {
     mac.verify_slice(&sig).is_ok()
 }
 
-async fn deliver(url: &HttpUrl, body: Bytes, signature: &str, retry: RetryPolicy, id: &str) {
+async fn deliver(
+    url: &HttpUrl,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    body: Bytes,
+    signature: &str,
+    retry: RetryPolicy,
+    id: &str,
+) {
     let mut delay = retry.first_delay;
     for attempt in 1..=retry.attempts.max(1) {
         match tokio::time::timeout(
             retry.attempt_timeout,
-            attempt_once(url, body.clone(), signature),
+            attempt_once(url, tls.clone(), body.clone(), signature),
         )
         .await
         {
@@ -199,22 +279,34 @@ async fn deliver(url: &HttpUrl, body: Bytes, signature: &str, retry: RetryPolicy
 
 async fn attempt_once(
     url: &HttpUrl,
+    tls: Option<Arc<rustls::ClientConfig>>,
     body: Bytes,
     signature: &str,
 ) -> Result<u16, http_client::HttpError> {
-    let stream = tokio::net::TcpStream::connect(&url.authority)
-        .await
-        .map_err(|source| http_client::HttpError::Connect {
-            target: url.authority.clone(),
-            source,
-        })?;
     let request = hyper::Request::post(&url.path)
         .header(hyper::header::HOST, &url.host_header)
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header(hyper::header::USER_AGENT, "bastion")
         .header(SIGNATURE_HEADER, signature)
         .body(Full::new(body))?;
-    Ok(http_client::send(stream, request).await?.status)
+    let response = match (url.tls, tls) {
+        (true, Some(config)) => {
+            let stream = tls_client::connect(config, url).await?;
+            http_client::send(stream, request).await?
+        }
+        // An https URL never goes out in clear, even if no TLS client was built for it.
+        (true, None) => return Err(http_client::HttpError::Url(url.host_header.clone())),
+        (false, _) => {
+            let stream = tokio::net::TcpStream::connect(&url.authority)
+                .await
+                .map_err(|source| http_client::HttpError::Connect {
+                    target: url.authority.clone(),
+                    source,
+                })?;
+            http_client::send(stream, request).await?
+        }
+    };
+    Ok(response.status)
 }
 
 #[cfg(test)]
@@ -230,6 +322,39 @@ mod tests {
         assert!(!verify_signature(&key, b"{\"a\":2}", &sig));
         assert!(!verify_signature(b"other", b"{\"a\":1}", &sig));
         assert!(!verify_signature(&key, b"{\"a\":1}", "sha1=00"));
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_unless_explicitly_allowed() {
+        assert!(check_url("https://hooks.slack.com/services/x", false).is_ok());
+        assert!(check_url("http://127.0.0.1:9000/hook", false).is_ok());
+        assert!(check_url("http://[::1]:9000/hook", false).is_ok());
+        assert!(check_url("http://localhost/hook", false).is_ok());
+        for remote in [
+            "http://hooks.internal/x",
+            "http://10.1.2.3/x",
+            "http://localhost.evil/x",
+        ] {
+            assert!(
+                matches!(check_url(remote, false), Err(WebhookError::Insecure(_))),
+                "{remote}"
+            );
+            assert!(check_url(remote, true).is_ok(), "{remote}");
+        }
+        assert!(matches!(
+            check_url("ftp://x/y", true),
+            Err(WebhookError::BadUrl(_))
+        ));
+    }
+
+    #[test]
+    fn https_targets_need_usable_roots_plain_ones_need_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let plain = WebhookTargets::new(&["http://127.0.0.1:1/x".into()], Some(&missing), false);
+        assert!(plain.is_ok(), "no https URL, so the CA file is not read");
+        let tls = WebhookTargets::new(&["https://127.0.0.1:1/x".into()], Some(&missing), false);
+        assert!(matches!(tls, Err(WebhookError::Tls(_))));
     }
 
     #[test]

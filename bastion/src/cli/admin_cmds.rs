@@ -1,9 +1,10 @@
 //! Admin commands: `approvals`, `sessions` and `lockouts` talk to a running bastion's admin API
-//! over its Unix socket with a token (`--token` or `BASTION_TOKEN`); `token issue|list|revoke` and
-//! `users enroll-totp` work on the state directory directly (the local bootstrap: whoever can
-//! write the state directory can mint the first token, no API needed). Every command takes
+//! over its Unix socket with a token (`--token` or `BASTION_TOKEN`); `token issue|list|revoke`
+//! (`token_cmd`) and `users enroll-totp|set-password` work on the state directory directly (the
+//! local bootstrap: whoever can write the state directory can mint the first token, no API
+//! needed). Every command takes
 //! `--config` and `--format table|json`. There is no `--as`: the approver is the token's user.
-use crate::admin::{AdminClient, Scope, SessionView, TokenInfo, TokenStore};
+use crate::admin::{AdminClient, SessionView};
 use crate::broker::ApprovalView;
 use crate::exit::UsageError;
 use anyhow::Context;
@@ -48,6 +49,13 @@ pub struct ApiArgs {
     /// Admin socket; default: `server.admin_socket` of the config.
     #[arg(long, global = true)]
     pub socket: Option<PathBuf>,
+    /// The admin API's TLS listener instead of the socket, e.g. `https://bastion:9443`.
+    #[arg(long, env = "BASTION_ADMIN_URL", global = true)]
+    pub admin_url: Option<String>,
+    /// PEM file of the CA (or self-signed certificate) to trust for `--admin-url`; default:
+    /// the system roots.
+    #[arg(long, env = "BASTION_ADMIN_CA", global = true)]
+    pub ca: Option<PathBuf>,
     #[command(flatten)]
     common: AdminArgs,
 }
@@ -135,38 +143,6 @@ enum LockoutsAction {
     Clear,
 }
 
-/// `bastion token ...` (admin API tokens, in the state directory).
-#[derive(Debug, clap::Args)]
-pub struct TokenCmd {
-    #[command(subcommand)]
-    action: TokenAction,
-    #[command(flatten)]
-    common: AdminArgs,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum TokenAction {
-    /// Issue a token; it is printed once and stored only hashed.
-    Issue {
-        /// The user the token acts as.
-        #[arg(long)]
-        user: String,
-        /// `admin` (everything) or `approve` (approvals only).
-        #[arg(long, value_enum)]
-        scope: Scope,
-        /// Lifetime, e.g. `15m`, `8h`; default: until revoked.
-        #[arg(long, value_parser = parse_interval)]
-        ttl: Option<Duration>,
-    },
-    /// Every token (never the secret).
-    List,
-    /// Revoke a token by id.
-    Revoke {
-        /// Token id (from `token list`).
-        id: String,
-    },
-}
-
 /// `bastion users ...`.
 #[derive(Debug, clap::Args)]
 pub struct UsersCmd {
@@ -178,6 +154,12 @@ pub struct UsersCmd {
 
 #[derive(Debug, clap::Subcommand)]
 enum UsersAction {
+    /// Set the password a human gives with a one-time code on SSH (keyboard-interactive); read
+    /// from the terminal (twice) or the first line of stdin, stored as a SCRAM verifier.
+    SetPassword {
+        /// The user.
+        user: String,
+    },
     /// Create a TOTP secret for a human user and print its otpauth:// URI.
     EnrollTotp {
         /// The user.
@@ -188,7 +170,7 @@ enum UsersAction {
     },
 }
 
-fn parse_interval(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_interval(text: &str) -> Result<Duration, String> {
     crate::config::parse_duration(text).map_err(|e| e.to_string())
 }
 
@@ -200,28 +182,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 impl ApiArgs {
     fn client(&self) -> anyhow::Result<AdminClient> {
-        let socket = match &self.socket {
-            Some(s) => s.clone(),
-            None => {
-                crate::config::load(&self.common.config)?
-                    .server
-                    .admin_socket
-            }
-        };
         let token = self.token.clone().ok_or_else(|| {
             UsageError("no api token: pass --token or set BASTION_TOKEN (issue one with `bastion token issue`)".into())
         })?;
-        Ok(AdminClient::new(&socket, Some(token)))
+        AdminClient::from_cli(
+            &self.common.config,
+            self.socket.as_deref(),
+            self.admin_url.as_deref(),
+            self.ca.as_deref(),
+            token,
+        )
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+pub(super) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// Columns padded to their widest cell; the last column is not padded.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -251,7 +231,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// One line of text, at most `max` characters.
-fn one_line(text: &str, max: usize) -> String {
+pub(super) fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() > max {
         format!(
@@ -567,85 +547,13 @@ struct LockoutJson {
     locked_for_secs: u64,
 }
 
-/// Runs `bastion token ...` against the state directory.
-pub fn run_token(cmd: &TokenCmd) -> anyhow::Result<ExitCode> {
-    let config = crate::config::load(&cmd.common.config)?;
-    let store = TokenStore::in_state_dir(&config.server.state_dir);
-    match &cmd.action {
-        TokenAction::Issue { user, scope, ttl } => {
-            if !config.users.contains_key(user) {
-                let known: Vec<&str> = config.users.keys().map(String::as_str).collect();
-                return Err(UsageError(format!(
-                    "unknown user {user:?}; configured users: {}",
-                    known.join(", ")
-                ))
-                .into());
-            }
-            let (info, token) = store.issue(user, *scope, *ttl)?;
-            match cmd.common.format {
-                Format::Json => print_json(&serde_json::json!({ "token": token, "info": info }))?,
-                Format::Table => {
-                    eprintln!(
-                        "token {} for {} (scope {}); shown once, store it now:",
-                        info.id,
-                        info.user,
-                        info.scope.as_str()
-                    );
-                    println!("{token}");
-                }
-            }
-        }
-        TokenAction::List => {
-            let list = store.list()?;
-            match cmd.common.format {
-                Format::Json => print_json(&list)?,
-                Format::Table => print!("{}", tokens_table(&list)),
-            }
-        }
-        TokenAction::Revoke { id } => {
-            if !store.revoke(id)? {
-                return Err(UsageError(format!(
-                    "no token with id {id:?} (see `bastion token list`)"
-                ))
-                .into());
-            }
-            match cmd.common.format {
-                Format::Json => print_json(&serde_json::json!({ "revoked": id }))?,
-                Format::Table => println!("revoked token {id}"),
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn tokens_table(list: &[TokenInfo]) -> String {
-    let rows: Vec<Vec<String>> = list
-        .iter()
-        .map(|t| {
-            let expires = t
-                .expires_unix
-                .map(|e| crate::broker::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(e)))
-                .unwrap_or_else(|| "never".into());
-            vec![
-                t.id.clone(),
-                t.user.clone(),
-                t.scope.as_str().to_string(),
-                t.created.clone(),
-                expires,
-                if t.revoked { "revoked" } else { "active" }.to_string(),
-            ]
-        })
-        .collect();
-    table(
-        &["id", "user", "scope", "created", "expires", "state"],
-        &rows,
-    )
-}
-
 /// Runs `bastion users ...`.
 pub fn run_users(cmd: &UsersCmd) -> anyhow::Result<ExitCode> {
     let config = crate::config::load(&cmd.common.config)?;
     match &cmd.action {
+        UsersAction::SetPassword { user } => {
+            super::password_cmd::set_password(&config, user, cmd.common.format)?
+        }
         UsersAction::EnrollTotp { user, replace } => {
             let u = config
                 .users
@@ -672,7 +580,7 @@ pub fn run_users(cmd: &UsersCmd) -> anyhow::Result<ExitCode> {
                         "secret written to {} (mode 0600); add this URI to an authenticator app:",
                         e.path.display()
                     );
-                    println!("{}", e.uri);
+                    super::qr::print_uri_with_code(&e.uri)?;
                 }
             }
         }

@@ -81,6 +81,25 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Play a session's terminal recordings (every shell channel, in order), or with
+    /// `--actions` list its actions; exit 1 when there is nothing to show.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the session's actions (time, seq, decision, outcome, exit status, text)
+        /// instead of playing its recordings.
+        #[arg(long)]
+        actions: bool,
+        /// Playback speed: 2 plays twice as fast, 0 prints everything at once. Pauses are
+        /// capped at 2 s.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Output format of `--actions`.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// The session id.
+        session: String,
+    },
     /// Recompute hash chains, file digests and manifests; exit 1 naming the first break.
     Verify {
         #[command(flatten)]
@@ -124,14 +143,83 @@ fn where_clause(f: &Filters, decision: bool, extra: Option<String>) -> String {
     }
 }
 
-fn run_query(config: &ConfigArg, sql: &str, format: Format) -> anyhow::Result<ExitCode> {
-    let cfg = crate::config::load(&config.config)?;
+/// Runs read-only SQL over the trail of `audit_dir`.
+fn query_rows(
+    audit_dir: &std::path::Path,
+    sql: &str,
+) -> anyhow::Result<Vec<recorder::RecordBatch>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let batches = runtime
-        .block_on(recorder::query(&cfg.server.audit_dir, sql))
-        .map_err(|e| crate::exit::UsageError(format!("audit query failed: {e}")))?;
+    Ok(runtime
+        .block_on(recorder::query(audit_dir, sql))
+        .map_err(|e| crate::exit::UsageError(format!("audit query failed: {e}")))?)
+}
+
+fn run_query(config: &ConfigArg, sql: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let cfg = crate::config::load(&config.config)?;
+    let batches = query_rows(&cfg.server.audit_dir, sql)?;
+    println!("{}", recorder::format_batches(&batches, format.into())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bastion audit replay SESSION`: plays every cast of the session, in order.
+fn replay(audit_dir: &std::path::Path, session: &str, speed: f64) -> anyhow::Result<ExitCode> {
+    if !speed.is_finite() || speed < 0.0 {
+        return Err(crate::exit::UsageError(format!(
+            "--speed must be a number >= 0 (0 plays without pauses), not {speed}"
+        ))
+        .into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let found = runtime
+        .block_on(recorder::session_casts(audit_dir, session))
+        .map_err(|e| anyhow::anyhow!("cannot look up the recordings of session {session}: {e}"))?;
+    if let Some(rel) = found.recorded.as_deref() {
+        if !found.casts.iter().any(|c| c.ends_with(rel)) {
+            eprintln!("warning: the session's recording {rel} is missing or not under recordings/");
+        }
+    }
+    let casts = found.casts;
+    if casts.is_empty() {
+        let why = if found.known_session {
+            "the session has no terminal recording"
+        } else {
+            "no such session in the trail and no recording on disk"
+        };
+        eprintln!(
+            "error: nothing to replay for session {session}: {why} (looked in {})",
+            audit_dir.join(recorder::RECORDINGS_DIR).display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let stdout = std::io::stdout();
+    for cast in &casts {
+        // stdout carries the terminal stream only; which file plays goes to stderr.
+        eprintln!("== {} ==", cast.display());
+        recorder::replay(cast, speed, stdout.lock())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bastion audit replay --actions SESSION`: the session's actions in order.
+fn replay_actions(
+    audit_dir: &std::path::Path,
+    session: &str,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let sql = format!(
+        "SELECT time, seq, decision, outcome, exit_status, text FROM actions \
+         WHERE session_id = {} ORDER BY seq",
+        quote(session)
+    );
+    let batches = query_rows(audit_dir, &sql)?;
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        eprintln!("error: no actions recorded for session {session}");
+        return Ok(ExitCode::from(1));
+    }
     println!("{}", recorder::format_batches(&batches, format.into())?);
     Ok(ExitCode::SUCCESS)
 }
@@ -174,6 +262,20 @@ pub fn run(cmd: &AuditCommand) -> anyhow::Result<ExitCode> {
                 where_clause(filters, true, extra)
             );
             run_query(config, &sql, *format)
+        }
+        AuditCommand::Replay {
+            config,
+            actions,
+            speed,
+            format,
+            session,
+        } => {
+            let cfg = crate::config::load(&config.config)?;
+            if *actions {
+                replay_actions(&cfg.server.audit_dir, session, *format)
+            } else {
+                replay(&cfg.server.audit_dir, session, *speed)
+            }
         }
         AuditCommand::Verify { config, since, key } => {
             let cfg = crate::config::load(&config.config)?;

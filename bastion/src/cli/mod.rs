@@ -2,10 +2,16 @@
 //! its own module and gets the validated config, never the raw file.
 mod admin_cmds;
 mod audit_cmd;
+mod ca_cmd;
 mod check;
+mod grant_cmd;
+mod grant_explain;
 mod keys_cmd;
+mod password_cmd;
 mod policy_cmd;
+mod qr;
 mod serve_cmd;
+mod token_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -41,6 +47,9 @@ enum Command {
     /// The bastion's own SSH keys (upstream client key, host key).
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
+    /// The bastion's SSH user CA for `upstream_auth = "certificate"` targets: export.
+    #[command(subcommand)]
+    Ca(ca_cmd::CaCommand),
     /// Evaluate and test policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
@@ -53,9 +62,12 @@ enum Command {
     Sessions(admin_cmds::SessionsCmd),
     /// Account-entry lockouts of a running bastion: list, clear.
     Lockouts(admin_cmds::LockoutsCmd),
-    /// Admin API tokens (in the state directory): issue, list, revoke.
-    Token(admin_cmds::TokenCmd),
-    /// User enrolment: one-time code secrets.
+    /// Tokens (in the state directory): short-lived login tokens for machine identities and
+    /// admin API tokens (--scope): issue, list, revoke.
+    Token(token_cmd::TokenCmd),
+    /// Task-scoped grants (in the state directory): grant --user ..., list, revoke.
+    Grant(grant_cmd::GrantCmd),
+    /// User enrolment: one-time code secrets, SSH passwords.
     Users(admin_cmds::UsersCmd),
 }
 
@@ -65,12 +77,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(&args),
         Command::Serve(args) => serve_cmd::run(&args),
         Command::Keys(cmd) => keys_cmd::run(&cmd),
+        Command::Ca(cmd) => ca_cmd::run(&cmd),
         Command::Policy(cmd) => policy_cmd::run(&cmd),
         Command::Audit(cmd) => audit_cmd::run(&cmd),
         Command::Approvals(cmd) => admin_cmds::run_approvals(&cmd),
         Command::Sessions(cmd) => admin_cmds::run_sessions(&cmd),
         Command::Lockouts(cmd) => admin_cmds::run_lockouts(&cmd),
-        Command::Token(cmd) => admin_cmds::run_token(&cmd),
+        Command::Token(cmd) => token_cmd::run_token(&cmd),
+        Command::Grant(cmd) => grant_cmd::run(&cmd),
         Command::Users(cmd) => admin_cmds::run_users(&cmd),
     }
 }

@@ -1,4 +1,6 @@
 //! `bastion policy eval|test`: the admin's tools for policies, on the same engine `serve` uses.
+//! `eval` also applies the task-scoped grants in force (`bastion grant`), and `--explain` lists
+//! the grants that covered each request; `test` runs on the policies alone.
 use super::ConfigArg;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -34,10 +36,26 @@ pub fn engine(args: &ConfigArg) -> anyhow::Result<policies::Engine> {
 pub fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PolicyCommand::Eval { config, explain } => {
-            let engine = engine(config)?;
+            let loaded = crate::config::load(&config.config)?;
+            let base = crate::state::load_engine(&loaded)
+                .map_err(|e| crate::exit::UsageError(e.to_string()))?;
+            let now = chrono::Utc::now().timestamp();
+            let live = crate::grants::live(&loaded.server.state_dir, now).unwrap_or_else(|e| {
+                eprintln!("warning: {e}; evaluating without grants");
+                Vec::new()
+            });
+            let engine = if live.is_empty() {
+                base
+            } else {
+                base.with_grants(live.iter().map(|g| g.to_engine()).collect())
+            };
             let stdin = std::io::stdin();
             let stdout = std::io::stdout();
-            policies::eval_jsonl(&engine, stdin.lock(), stdout.lock(), *explain)?;
+            if !*explain || live.is_empty() {
+                policies::eval_jsonl(&engine, stdin.lock(), stdout.lock(), *explain)?;
+            } else {
+                super::grant_explain::eval_explaining_grants(&engine, &live, stdin.lock())?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Test { config, cases } => {

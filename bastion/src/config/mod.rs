@@ -3,11 +3,13 @@
 //! uses. Every error names the file, the line and, where there is a choice, the valid choices.
 //! Secrets are references (`secret`), resolved and checked at load time.
 mod duration;
+mod identity_auth;
 mod raw;
 mod secret;
 mod validate;
 
 pub use duration::parse_duration;
+pub use identity_auth::{AuthMethod, HourWindow};
 pub use secret::{Secret, SecretRef};
 pub use validate::load;
 
@@ -60,6 +62,8 @@ pub struct Config {
     pub limits: Limits,
     /// Step-up settings.
     pub approvals: Approvals,
+    /// The admin API's TCP + TLS listener.
+    pub admin: AdminApi,
     /// Non-fatal findings (`bastion check` prints them; `serve` logs them).
     pub warnings: Vec<String>,
 }
@@ -85,6 +89,11 @@ pub struct Server {
     pub allow_plaintext_from: Vec<ipnet::IpNet>,
     /// Grace period for sessions at shutdown.
     pub shutdown_grace: Duration,
+    /// Static credentials on service and agent identities are an error, not a warning.
+    pub forbid_static_machine_credentials: bool,
+    /// `ssh_user_ca`: the file of trusted SSH user CAs (checked at load); `None`: the state
+    /// directory's `ssh/user_ca.pub`, if any.
+    pub ssh_user_ca: Option<PathBuf>,
 }
 
 /// A certificate chain file and its key.
@@ -133,6 +142,19 @@ pub struct User {
     pub public_keys: Vec<String>,
     /// TOTP secret reference.
     pub totp: Option<SecretRef>,
+    /// The proofs this identity may use (`auth`); the defaults when the key is unset.
+    pub auth: Vec<AuthMethod>,
+    /// Password verifier reference for SSH password + one-time code (`password_verifier`).
+    pub password_verifier: Option<SecretRef>,
+    /// Usual login hours (UTC); entries outside are flagged, not refused.
+    pub allowed_hours: Option<HourWindow>,
+}
+
+impl User {
+    /// May this identity prove itself with `method`?
+    pub fn accepts(&self, method: AuthMethod) -> bool {
+        self.auth.contains(&method)
+    }
 }
 
 /// Target protocol.
@@ -187,6 +209,53 @@ pub struct Target {
     pub tls: Option<UpstreamTls>,
     /// Pinned host key (SSH), OpenSSH one-line form.
     pub host_key: Option<String>,
+    /// How the bastion logs in upstream (static credential or a just-in-time one).
+    pub upstream_auth: UpstreamAuth,
+}
+
+/// How the bastion logs in to a target (`upstream_auth`; docs/upstream-credentials.md).
+#[derive(Debug, Clone, Default)]
+pub enum UpstreamAuth {
+    /// The configured `credential` (password, key file or `bastion:key`), the same every session.
+    #[default]
+    Static,
+    /// PostgreSQL: a login role created per session and dropped after it; `credential` is the
+    /// admin login (CREATEROLE) that creates it.
+    EphemeralRole(EphemeralRoleSettings),
+    /// SSH: a certificate signed per session by the bastion's user CA.
+    Certificate(CertificateSettings),
+}
+
+/// `upstream_auth = "ephemeral_role"`, validated.
+#[derive(Debug, Clone)]
+pub struct EphemeralRoleSettings {
+    /// Identity name (or `*` for everyone else) to the PostgreSQL role the session role joins.
+    pub role_map: BTreeMap<String, String>,
+    /// `VALID UNTIL` distance from creation.
+    pub valid_for: Duration,
+    /// This bastion's node name, written in the role's comment so only this node sweeps it.
+    pub node: String,
+}
+
+impl EphemeralRoleSettings {
+    /// The role `identity`'s sessions are members of: its own entry, else `*`, else none.
+    pub fn mapped_role(&self, identity: &str) -> Option<&str> {
+        self.role_map
+            .get(identity)
+            .or_else(|| self.role_map.get("*"))
+            .map(String::as_str)
+    }
+}
+
+/// `upstream_auth = "certificate"`, validated.
+#[derive(Debug, Clone)]
+pub struct CertificateSettings {
+    /// How long each certificate is valid (from issue; `valid_after` is set a little earlier).
+    pub valid_for: Duration,
+    /// `source-address` networks; empty means the bastion's own address on the upstream socket.
+    pub source_address: Vec<ipnet::IpNet>,
+    /// The CA's private key file (`<state_dir>/ssh/upstream_ca_ed25519`).
+    pub ca_key: PathBuf,
 }
 
 /// Policy files.
@@ -247,6 +316,8 @@ pub struct Limits {
     pub lockout_for: Duration,
     /// Login timeout.
     pub login_timeout: Duration,
+    /// SSH channels open at once per client connection.
+    pub max_channels_per_connection: usize,
 }
 
 /// `[approvals]`, validated.
@@ -256,6 +327,19 @@ pub struct Approvals {
     pub timeout: Duration,
     /// Second-factor freshness.
     pub otp_fresh_for: Duration,
-    /// Webhook URLs.
+    /// Webhook URLs (`https://`, or `http://` to loopback unless insecure ones are allowed).
     pub webhooks: Vec<String>,
+    /// CA file for `https://` webhooks; `None`: the system roots.
+    pub webhook_ca: Option<PathBuf>,
+    /// `http://` webhooks to other machines are allowed.
+    pub allow_insecure_webhooks: bool,
+}
+
+/// `[admin]`, validated.
+#[derive(Debug, Clone, Default)]
+pub struct AdminApi {
+    /// TCP address of the TLS listener; `None`: the Unix socket only.
+    pub listen: Option<SocketAddr>,
+    /// Its certificate and key; `None`: the bastion's own TLS identity.
+    pub tls: Option<TlsFiles>,
 }

@@ -28,6 +28,9 @@ pub struct RawConfig {
     /// Step-up approvals. Default: every field's default.
     #[serde(default)]
     pub approvals: RawApprovals,
+    /// The admin API's optional TCP + TLS listener (the Unix socket is always there).
+    #[serde(default)]
+    pub admin: RawAdmin,
 }
 
 /// `[server]`.
@@ -58,6 +61,14 @@ pub struct RawServer {
     pub allow_plaintext_from: Vec<Spanned<String>>,
     /// How long `serve` waits for sessions to end after SIGINT/SIGTERM. Default: `"10s"`.
     pub shutdown_grace: Option<Spanned<String>>,
+    /// `true`: a service or agent identity with a long-lived static credential (`scram_verifier`,
+    /// `public_keys`) is a config error instead of a warning; such identities log in with
+    /// short-lived tokens (`auth = ["token"]`, `bastion token issue`). Default `false`.
+    pub forbid_static_machine_credentials: Option<bool>,
+    /// File of trusted SSH user CAs: one or more OpenSSH public key lines (`#` comments allowed);
+    /// user certificates they sign are accepted. Relative paths are relative to the config file.
+    /// Unset: `<state_dir>/ssh/user_ca.pub` if it exists, else no CA is trusted.
+    pub ssh_user_ca: Option<Spanned<String>>,
 }
 
 /// One `[[users]]` entry.
@@ -79,6 +90,18 @@ pub struct RawUser {
     pub public_keys: Vec<Spanned<String>>,
     /// Base32 TOTP secret reference (`file:`/`env:`) for one-time codes. Unset: no second factor.
     pub totp: Option<Spanned<String>>,
+    /// The only ways this identity may prove itself: any of `scram` (PostgreSQL), `publickey`,
+    /// `certificate`, `password_totp` (SSH keyboard-interactive, humans), `token` (short-lived
+    /// login tokens from `bastion token issue`, as the password). Default: every method except
+    /// `token`. See docs/identities.md.
+    pub auth: Option<Vec<Spanned<String>>>,
+    /// Password verifier for SSH password + one-time code logins, as a secret reference holding a
+    /// SCRAM-SHA-256 verifier (the `scram_verifier` format). Unset: the one `bastion users
+    /// set-password` wrote to the state directory, if any.
+    pub password_verifier: Option<Spanned<String>>,
+    /// Hours (UTC) in which this identity normally logs in, e.g. `"07:00-19:00"` (may wrap past
+    /// midnight). Entries outside are flagged `outside_hours` in the `entries` row; not refused.
+    pub allowed_hours: Option<Spanned<String>>,
 }
 
 /// One `[[targets]]` entry.
@@ -99,7 +122,8 @@ pub struct RawTarget {
     /// The bastion-held secret for `upstream_user`, as a reference: `file:PATH` or `env:NAME`
     /// (PostgreSQL password; SSH private key in OpenSSH format). For SSH, `bastion:key` uses the
     /// bastion's own client key from the state directory (`bastion check` prints its public half).
-    pub credential: Spanned<String>,
+    /// Required, except with `upstream_auth = "certificate"`, where it must be left out.
+    pub credential: Option<Spanned<String>>,
     /// PostgreSQL: database used when the client names none. Default: the client's user name part.
     pub database: Option<String>,
     /// PostgreSQL: PEM file of the root that signs the target's certificate (verify-full).
@@ -109,6 +133,25 @@ pub struct RawTarget {
     pub tls: Option<Spanned<String>>,
     /// SSH: the target's pinned host key (`ssh-ed25519 AAAA...`). Required for SSH targets.
     pub host_key: Option<Spanned<String>>,
+    /// How the bastion logs in: `static` (default: `credential` every session), `ephemeral_role`
+    /// (PostgreSQL: a login role created per session and dropped after it; `credential` is the
+    /// CREATEROLE admin login) or `certificate` (SSH: a certificate signed per session by the
+    /// bastion's CA, `bastion ca export`; no `credential`). See docs/upstream-credentials.md.
+    pub upstream_auth: Option<Spanned<String>>,
+    /// `ephemeral_role`: which role each identity's session role is a member of, by identity
+    /// name, `"*"` for everyone else, e.g. `{ alice = "app_rw", "*" = "app_ro" }`. Required then;
+    /// an identity with no entry and no `"*"` is refused.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, Spanned<String>>,
+    /// `ephemeral_role`: `VALID UNTIL` of the session role, from its creation. Default `"5m"`.
+    pub role_valid_for: Option<Spanned<String>>,
+    /// `certificate`: validity of each session certificate. Default `"2m"`.
+    pub certificate_valid_for: Option<Spanned<String>>,
+    /// `certificate`: the `source-address` networks written in the certificate, e.g.
+    /// `["192.0.2.10/32"]` (the bastion as the target sees it). Default: the bastion's local
+    /// address on the upstream connection, as a /32 (or /128).
+    #[serde(default)]
+    pub certificate_source_address: Vec<Spanned<String>>,
 }
 
 /// `[policies]`.
@@ -164,6 +207,9 @@ pub struct RawLimits {
     pub lockout_for: Option<Spanned<String>>,
     /// Time allowed from connect to authenticated. Default `"30s"`.
     pub login_timeout: Option<Spanned<String>>,
+    /// SSH channels (sessions, forwards) one client connection may have open at once; the next
+    /// is refused with "resource shortage". Default 10 (OpenSSH's `MaxSessions`).
+    pub max_channels_per_connection: Option<usize>,
 }
 
 /// `[approvals]`.
@@ -174,7 +220,28 @@ pub struct RawApprovals {
     pub timeout: Option<Spanned<String>>,
     /// How long a one-time code keeps a session's second factor fresh. Default `"5m"`.
     pub otp_fresh_for: Option<Spanned<String>>,
-    /// Webhook URLs notified of each new request. Default: none.
+    /// Webhook URLs notified of each new request: `https://...`, or `http://` to a loopback
+    /// address. Default: none.
     #[serde(default)]
-    pub webhooks: Vec<String>,
+    pub webhooks: Vec<Spanned<String>>,
+    /// PEM file of the CA certificate(s) that sign the webhook receivers' certificates; when set
+    /// it is the only trust for `https://` webhooks. Default: the system's root store.
+    pub webhook_ca: Option<Spanned<String>>,
+    /// `true` allows `http://` webhooks to other machines (step-up requests then cross the
+    /// network unencrypted and unauthenticated). Default `false`.
+    pub allow_insecure_webhooks: Option<bool>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// `host:port` for the admin API over TLS, e.g. `"127.0.0.1:9443"`: the same endpoints and
+    /// tokens as the Unix socket. Unset: socket only.
+    pub listen: Option<Spanned<String>>,
+    /// PEM certificate chain of the TLS listener. Unset together with `tls_key`: the bastion's
+    /// own pair (`server.tls_cert`/`tls_key`, or the generated one in the state directory).
+    pub tls_cert: Option<Spanned<String>>,
+    /// PEM private key for `tls_cert`, as a secret reference (`file:PATH`).
+    pub tls_key: Option<Spanned<String>>,
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use toml::Spanned;
 
+mod approvals_admin;
+
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -132,24 +134,14 @@ impl Validator<'_> {
 
     fn build(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
         let server = self.server(&raw)?;
-        let users = self.users(&raw.users)?;
-        let targets = self.targets(&raw.targets)?;
+        let users = self.users(&raw.users, server.forbid_static_machine_credentials)?;
+        let mut targets = self.targets(&raw.targets)?;
+        self.upstream_auth(&raw.targets, &server, &users, &mut targets)?;
         let policies = self.policies(&raw)?;
         let recorder = self.recorder(&raw)?;
         let limits = self.limits(&raw)?;
-        let approvals = Approvals {
-            timeout: self.duration(
-                &raw.approvals.timeout,
-                "approvals.timeout",
-                Duration::from_secs(300),
-            )?,
-            otp_fresh_for: self.duration(
-                &raw.approvals.otp_fresh_for,
-                "approvals.otp_fresh_for",
-                Duration::from_secs(300),
-            )?,
-            webhooks: raw.approvals.webhooks.clone(),
-        };
+        let approvals = self.approvals(&raw)?;
+        let admin = self.admin_api(&raw, &server)?;
         Ok(Config {
             path: self.file.to_path_buf(),
             server,
@@ -159,6 +151,7 @@ impl Validator<'_> {
             recorder,
             limits,
             approvals,
+            admin,
             warnings: self.warnings,
         })
     }
@@ -227,7 +220,39 @@ impl Validator<'_> {
                 "server.shutdown_grace",
                 Duration::from_secs(10),
             )?,
+            forbid_static_machine_credentials: s.forbid_static_machine_credentials.unwrap_or(false),
+            ssh_user_ca: self.ssh_user_ca(&s.ssh_user_ca)?,
         })
+    }
+
+    /// `server.ssh_user_ca`: a readable file of at least one OpenSSH public key line.
+    fn ssh_user_ca(&self, value: &Option<Spanned<String>>) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(v) = value else { return Ok(None) };
+        let path = self.path(v.get_ref());
+        let shown = path.display();
+        let text = std::fs::read_to_string(&path).or_else(|e| {
+            self.err(
+                v.span(),
+                format!("server.ssh_user_ca: cannot read {shown}: {e}"),
+            )
+        })?;
+        match crate::ssh::keys::parse_public_keys(&text) {
+            Ok(keys) if keys.is_empty() => self.err(
+                v.span(),
+                format!(
+                    "server.ssh_user_ca: {shown} holds no public key; expected OpenSSH lines \
+                     like \"ssh-ed25519 AAAA... ca\""
+                ),
+            ),
+            Ok(_) => Ok(Some(path.clone())),
+            Err((line, message)) => self.err(
+                v.span(),
+                format!(
+                    "server.ssh_user_ca: {shown} line {line} is not an OpenSSH public key: \
+                     {message}"
+                ),
+            ),
+        }
     }
 
     fn name(
@@ -253,7 +278,11 @@ impl Validator<'_> {
         Ok(n.clone())
     }
 
-    fn users(&mut self, raw: &[RawUser]) -> Result<BTreeMap<String, User>, ConfigError> {
+    fn users(
+        &mut self,
+        raw: &[RawUser],
+        forbid_static: bool,
+    ) -> Result<BTreeMap<String, User>, ConfigError> {
         let mut seen = BTreeSet::new();
         let mut out = BTreeMap::new();
         for u in raw {
@@ -305,6 +334,31 @@ impl Validator<'_> {
                     kind.as_str()
                 ));
             }
+            let auth = self.auth_methods(u, &name, kind)?;
+            let password_verifier = match &u.password_verifier {
+                None => None,
+                Some(v) => {
+                    let what = format!("user {name}: password_verifier");
+                    let (r, secret) = self.loaded_secret(v, &what)?;
+                    if !secret.expose().starts_with(b"SCRAM-SHA-256$") {
+                        return self.err(
+                            v.span(),
+                            format!("{what} must hold a verifier of the form SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> (`bastion users set-password` writes one)"),
+                        );
+                    }
+                    Some(r)
+                }
+            };
+            let allowed_hours =
+                match &u.allowed_hours {
+                    None => None,
+                    Some(h) => Some(HourWindow::parse(h.get_ref()).or_else(|e| {
+                        self.err(h.span(), format!("user {name}: allowed_hours: {e}"))
+                    })?),
+                };
+            if kind != UserKind::Human {
+                self.static_machine_credentials(u, &name, kind, forbid_static)?;
+            }
             out.insert(
                 name.clone(),
                 User {
@@ -314,10 +368,99 @@ impl Validator<'_> {
                     scram_verifier,
                     public_keys,
                     totp,
+                    auth,
+                    password_verifier,
+                    allowed_hours,
                 },
             );
         }
         Ok(out)
+    }
+
+    /// `auth = [...]`: known names, not empty, `password_totp` for humans only.
+    fn auth_methods(
+        &mut self,
+        u: &RawUser,
+        name: &str,
+        kind: UserKind,
+    ) -> Result<Vec<AuthMethod>, ConfigError> {
+        let Some(list) = &u.auth else {
+            return Ok(AuthMethod::defaults());
+        };
+        let mut methods = Vec::new();
+        for m in list {
+            let Some(method) = AuthMethod::parse(m.get_ref()) else {
+                let valid: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+                return self.err(
+                    m.span(),
+                    format!(
+                        "user {name}: unknown auth method {:?}; valid methods: {}",
+                        m.get_ref(),
+                        valid.join(", ")
+                    ),
+                );
+            };
+            if method == AuthMethod::PasswordTotp && kind != UserKind::Human {
+                return self.err(
+                    m.span(),
+                    format!("user {name}: password_totp is for humans; a {} identity logs in with tokens, keys or certificates", kind.as_str()),
+                );
+            }
+            if !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+        if methods.is_empty() {
+            return self.err(
+                u.name.span(),
+                format!("user {name}: auth = [] leaves no way to log in; list at least one method or remove the user"),
+            );
+        }
+        if methods.contains(&AuthMethod::Scram) && u.scram_verifier.is_none() {
+            self.warnings.push(format!(
+                "user {name}: auth lists scram but the user has no scram_verifier; scram logins will fail"
+            ));
+        }
+        if methods.contains(&AuthMethod::PublicKey) && u.public_keys.is_empty() && u.auth.is_some()
+        {
+            self.warnings.push(format!(
+                "user {name}: auth lists publickey but the user has no public_keys; key logins will fail"
+            ));
+        }
+        Ok(methods)
+    }
+
+    /// Service and agent identities should hold no long-lived secret: each static credential is
+    /// a warning, or an error with `server.forbid_static_machine_credentials = true`.
+    fn static_machine_credentials(
+        &mut self,
+        u: &RawUser,
+        name: &str,
+        kind: UserKind,
+        forbid: bool,
+    ) -> Result<(), ConfigError> {
+        let found = u
+            .scram_verifier
+            .as_ref()
+            .map(|v| ("scram_verifier", v.span()))
+            .into_iter()
+            .chain(u.public_keys.first().map(|k| ("public_keys", k.span())));
+        for (key, span) in found {
+            let message = format!(
+                "user {name} is a {} identity with a long-lived static credential ({key}); give it short-lived tokens instead (auth = [\"token\"], `bastion token issue`)",
+                kind.as_str()
+            );
+            if forbid {
+                return self.err(
+                    span,
+                    format!(
+                        "{message}; server.forbid_static_machine_credentials = true forbids it"
+                    ),
+                );
+            }
+            self.warnings.push(message);
+        }
+        Ok(())
     }
 
     fn targets(&mut self, raw: &[RawTarget]) -> Result<BTreeMap<String, Target>, ConfigError> {
@@ -347,13 +490,13 @@ impl Validator<'_> {
                     format!("target {name}: address {address:?} is not host:port, e.g. \"127.0.0.1:5432\""),
                 );
             }
-            let credential = if protocol == Protocol::Ssh && t.credential.get_ref() == "bastion:key"
-            {
-                None
-            } else {
-                let (r, _) =
-                    self.loaded_secret(&t.credential, &format!("target {name}: credential"))?;
-                Some(r)
+            // A missing credential is checked with the mode (`Validator::upstream_auth`).
+            let credential = match &t.credential {
+                Some(c) if !(protocol == Protocol::Ssh && c.get_ref() == "bastion:key") => {
+                    let (r, _) = self.loaded_secret(c, &format!("target {name}: credential"))?;
+                    Some(r)
+                }
+                _ => None,
             };
             let mut tls = None;
             let mut host_key = None;
@@ -431,10 +574,174 @@ impl Validator<'_> {
                     database: t.database.clone(),
                     tls,
                     host_key,
+                    upstream_auth: UpstreamAuth::Static,
                 },
             );
         }
         Ok(out)
+    }
+
+    /// `upstream_auth` and its keys, per target: which keys go with which mode and protocol,
+    /// the credential each mode needs, role names and identities in `role_map`.
+    fn upstream_auth(
+        &mut self,
+        raw: &[RawTarget],
+        server: &Server,
+        users: &BTreeMap<String, User>,
+        targets: &mut BTreeMap<String, Target>,
+    ) -> Result<(), ConfigError> {
+        for t in raw {
+            let name = t.name.get_ref();
+            let Some(target) = targets.get_mut(name) else {
+                continue;
+            };
+            let (mode, mode_span) = match &t.upstream_auth {
+                Some(m) => (m.get_ref().as_str(), m.span()),
+                None => ("static", t.name.span()),
+            };
+            let role_keys = t.role_map.values().next().map(|v| ("role_map", v.span()));
+            let role_keys = role_keys.or(t
+                .role_valid_for
+                .as_ref()
+                .map(|v| ("role_valid_for", v.span())));
+            let cert_keys = t
+                .certificate_valid_for
+                .as_ref()
+                .map(|v| ("certificate_valid_for", v.span()));
+            let cert_keys = cert_keys.or(t
+                .certificate_source_address
+                .first()
+                .map(|v| ("certificate_source_address", v.span())));
+            let stray = match mode {
+                "ephemeral_role" => cert_keys,
+                "certificate" => role_keys,
+                _ => role_keys.or(cert_keys),
+            };
+            if let Some((key, span)) = stray {
+                return self.err(
+                    span,
+                    format!("target {name}: {key} does not apply with upstream_auth = {mode:?}"),
+                );
+            }
+            target.upstream_auth = match (mode, target.protocol) {
+                ("static", _) => {
+                    if t.credential.is_none() {
+                        return self.err(
+                            t.name.span(),
+                            format!("target {name}: credential is required (`file:PATH`, `env:NAME`{}), unless upstream_auth says otherwise", if target.protocol == Protocol::Ssh { " or `bastion:key`" } else { "" }),
+                        );
+                    }
+                    UpstreamAuth::Static
+                }
+                ("ephemeral_role", Protocol::Postgres) => {
+                    if t.credential.is_none() {
+                        return self.err(
+                            t.name.span(),
+                            format!("target {name}: upstream_auth = \"ephemeral_role\" needs credential: the password of upstream_user, the admin login (CREATEROLE) that creates the session roles"),
+                        );
+                    }
+                    if t.role_map.is_empty() {
+                        return self.err(
+                            mode_span,
+                            format!("target {name}: upstream_auth = \"ephemeral_role\" needs role_map, e.g. role_map = {{ alice = \"app_rw\", \"*\" = \"app_ro\" }}"),
+                        );
+                    }
+                    let mut role_map = BTreeMap::new();
+                    for (identity, role) in &t.role_map {
+                        if identity != "*" && !users.contains_key(identity) {
+                            return self.err(
+                                role.span(),
+                                format!("target {name}: role_map names {identity:?}, which is no [[users]] name; keys are identity names or \"*\""),
+                            );
+                        }
+                        let r = role.get_ref();
+                        if r.is_empty() || r.len() > 63 || r.contains('\0') {
+                            return self.err(
+                                role.span(),
+                                format!("target {name}: role_map: {r:?} is not a PostgreSQL role name (1 to 63 bytes, no NUL)"),
+                            );
+                        }
+                        role_map.insert(identity.clone(), r.clone());
+                    }
+                    let valid_for = self.duration(
+                        &t.role_valid_for,
+                        &format!("target {name}: role_valid_for"),
+                        Duration::from_secs(300),
+                    )?;
+                    if valid_for < Duration::from_secs(1) {
+                        if let Some(v) = &t.role_valid_for {
+                            return self.err(
+                                v.span(),
+                                format!("target {name}: role_valid_for must be at least 1s"),
+                            );
+                        }
+                    }
+                    UpstreamAuth::EphemeralRole(EphemeralRoleSettings {
+                        role_map,
+                        valid_for,
+                        node: server.node.clone(),
+                    })
+                }
+                ("certificate", Protocol::Ssh) => {
+                    if let Some(c) = &t.credential {
+                        return self.err(
+                            c.span(),
+                            format!("target {name}: credential does not apply with upstream_auth = \"certificate\": the bastion signs a certificate per session (install `bastion ca export` in the target's TrustedUserCAKeys)"),
+                        );
+                    }
+                    let valid_for = self.duration(
+                        &t.certificate_valid_for,
+                        &format!("target {name}: certificate_valid_for"),
+                        Duration::from_secs(120),
+                    )?;
+                    if valid_for < Duration::from_secs(1) {
+                        if let Some(v) = &t.certificate_valid_for {
+                            return self.err(
+                                v.span(),
+                                format!("target {name}: certificate_valid_for must be at least 1s"),
+                            );
+                        }
+                    }
+                    let mut source_address = Vec::new();
+                    for a in &t.certificate_source_address {
+                        let text = a.get_ref();
+                        let net = text.parse::<ipnet::IpNet>().ok().or_else(|| {
+                            text.parse::<std::net::IpAddr>()
+                                .ok()
+                                .map(ipnet::IpNet::from)
+                        });
+                        match net {
+                            Some(n) => source_address.push(n),
+                            None => {
+                                return self.err(
+                                    a.span(),
+                                    format!("target {name}: certificate_source_address: {text:?} is not an address or network, e.g. \"192.0.2.10/32\""),
+                                )
+                            }
+                        }
+                    }
+                    UpstreamAuth::Certificate(CertificateSettings {
+                        valid_for,
+                        source_address,
+                        ca_key: crate::ssh::keys::ssh_state_dir(&server.state_dir)
+                            .join(crate::ssh::cert_authority::CA_KEY_FILE),
+                    })
+                }
+                ("ephemeral_role" | "certificate", protocol) => {
+                    return self.err(
+                        mode_span,
+                        format!("target {name}: upstream_auth = {mode:?} does not apply to {} targets; ephemeral_role is for postgres, certificate for ssh", protocol.as_str()),
+                    );
+                }
+                (other, _) => {
+                    return self.err(
+                        mode_span,
+                        format!("target {name}: unknown upstream_auth {other:?}; valid values: static, ephemeral_role (postgres), certificate (ssh)"),
+                    );
+                }
+            };
+        }
+        Ok(())
     }
 
     fn policy_files(&self, paths: &[Spanned<String>]) -> Result<Vec<PathBuf>, ConfigError> {
@@ -561,6 +868,10 @@ impl Validator<'_> {
                 "limits.login_timeout",
                 Duration::from_secs(30),
             )?,
+            max_channels_per_connection: l
+                .max_channels_per_connection
+                .unwrap_or(crate::ssh::MAX_CHANNELS_PER_CONNECTION)
+                .max(1),
         })
     }
 }

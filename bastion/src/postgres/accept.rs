@@ -8,12 +8,15 @@ use super::cancel::{send_cancel, UpstreamKey};
 use super::reply;
 use super::stream::BoxStream;
 use super::upstream::{self, UpstreamError};
+use crate::config::AuthMethod;
 use crate::config::Protocol;
 use crate::entry::parse_route;
+use crate::entry::proofs::not_allowed;
+use crate::entry::risk::{annotate, RiskFlag};
 use crate::state::{identity_kind, target_of, Shared};
 use bytes::BytesMut;
-use protocol::postgres::backend::Authentication;
-use protocol::postgres::frontend::{SaslInitialResponse, SaslResponse};
+use protocol::postgres::backend::{Authentication, NegotiateProtocolVersion};
+use protocol::postgres::frontend::{PasswordMessage, SaslInitialResponse, SaslResponse};
 use protocol::postgres::scram::{ScramServer, Verifier};
 use protocol::postgres::{
     decode_frame, decode_startup, sqlstate, Frame, StartupPacket, MAX_STARTUP_PACKET_LEN,
@@ -154,8 +157,10 @@ async fn entry(
             p @ StartupPacket::Startup { .. } => break (Box::new(tcp), p, false),
         }
     };
-    let params = match first {
-        StartupPacket::Startup { params, .. } => params,
+    let (version, params) = match first {
+        StartupPacket::Startup {
+            version, params, ..
+        } => (version, params),
         StartupPacket::Cancel { pid, secret_key } => {
             if let Some(key) = shared.cancel_keys.lookup(pid, &secret_key) {
                 send_cancel(&key).await;
@@ -174,6 +179,12 @@ async fn entry(
             return Ok(None);
         }
     };
+    let (params, negotiate) = negotiate_protocol(version, params);
+    if let Some(offer) = negotiate {
+        let mut out = BytesMut::new();
+        offer.encode(&mut out);
+        super::stream::send(&mut client, &out).await?;
+    }
     let user = params
         .iter()
         .find(|(k, _)| k == "user")
@@ -188,6 +199,7 @@ async fn entry(
         } else {
             "scram-sha-256/plaintext"
         },
+        risk: Vec::new(),
     };
 
     if !tls_on
@@ -298,66 +310,40 @@ async fn entry(
         return Ok(None);
     }
 
+    // A login token (cleartext over TLS) for identities whose `auth` includes `token`; else
     // SCRAM against the bastion's verifier (or a decoy for unknown identities).
-    let verifier = shared
-        .config
-        .users
-        .get(&route.identity)
-        .and_then(|u| u.scram_verifier.as_ref())
-        .and_then(|s| s.expose_str().ok().and_then(|t| Verifier::parse(t).ok()));
-    let binding = if tls_on {
-        shared.pg_tls.cert_hash.clone()
-    } else {
-        None
-    };
-    let mut scram = ScramServer::new(
-        &route.identity,
-        verifier.as_ref(),
-        &shared.scram_decoy,
-        binding,
-    )?;
-    let mut out = BytesMut::new();
-    Authentication::Sasl {
-        mechanisms: scram.mechanisms().iter().map(|m| m.to_string()).collect(),
-    }
-    .encode(&mut out);
-    super::stream::send(&mut client, &out).await?;
-    let outcome: Result<Vec<u8>, String> = async {
-        let f = read_frame(&mut client, &mut buf)
-            .await
-            .map_err(|e| e.to_string())?;
-        let first = SaslInitialResponse::decode(&f).map_err(|e| e.to_string())?;
-        rec.method = if first.mechanism.ends_with("-PLUS") {
-            "scram-sha-256-plus"
-        } else {
-            "scram-sha-256"
-        };
-        let server_first = scram
-            .handle_client_first(&first.mechanism, first.data.as_deref().unwrap_or_default())
-            .map_err(|e| e.to_string())?;
-        let mut out = BytesMut::new();
-        Authentication::SaslContinue {
-            data: server_first.into(),
+    let claimed = shared.config.users.get(&route.identity);
+    let outcome = match claimed.filter(|u| u.accepts(AuthMethod::Token)) {
+        Some(u) => {
+            rec.method = "token";
+            let target = route.target.as_str();
+            token_proof(&mut client, &mut buf, shared, u, target, peer, tls_on)
+                .await?
+                .map(|()| None)
         }
-        .encode(&mut out);
-        super::stream::send(&mut client, &out)
-            .await
-            .map_err(|e| e.to_string())?;
-        let f = read_frame(&mut client, &mut buf)
-            .await
-            .map_err(|e| e.to_string())?;
-        let fin = SaslResponse::decode(&f).map_err(|e| e.to_string())?;
-        scram
-            .handle_client_final(&fin.data)
-            .map_err(|e| e.to_string())
-    }
-    .await;
+        None => scram_proof(
+            &mut client,
+            &mut buf,
+            shared,
+            &route.identity,
+            tls_on,
+            &mut rec,
+        )
+        .await?
+        .map(Some),
+    };
+    let now = chrono::Utc::now().timestamp();
     let server_final = match outcome {
         Ok(f) => f,
         Err(reason) => {
             let delay = shared.lockouts.failure(&route.identity, peer.ip());
             tokio::time::sleep(delay).await;
-            rec.fail(&reason).await;
+            let flags = shared
+                .entry_proofs
+                .risk
+                .failure(&route.identity, peer.ip(), now);
+            rec.fail(&annotate(Some(reason), &flags).unwrap_or_default())
+                .await;
             let _ = super::stream::send(
                 &mut client,
                 &reply::fatal(
@@ -370,11 +356,15 @@ async fn entry(
         }
     };
     shared.lockouts.success(&route.identity);
+    let hours = claimed.and_then(|u| u.allowed_hours);
+    rec.risk = shared
+        .entry_proofs
+        .risk
+        .success(&route.identity, peer.ip(), hours, now);
     let mut out = BytesMut::new();
-    Authentication::SaslFinal {
-        data: server_final.into(),
+    if let Some(data) = server_final {
+        Authentication::SaslFinal { data: data.into() }.encode(&mut out);
     }
-    .encode(&mut out);
     Authentication::Ok.encode(&mut out);
     super::stream::send(&mut client, &out).await?;
 
@@ -428,10 +418,14 @@ async fn entry(
     ) {
         Ok(h) => h,
         Err(e) => {
-            rec.fail(&e.to_string()).await;
+            let msg = format!(
+                "too many connections for identity \"{}\": {e}",
+                route.identity
+            );
+            rec.fail(&msg).await;
             super::stream::send(
                 &mut client,
-                &reply::fatal(sqlstate::TOO_MANY_CONNECTIONS, &e.to_string()),
+                &reply::fatal(sqlstate::TOO_MANY_CONNECTIONS, &msg),
             )
             .await?;
             return Ok(None);
@@ -489,6 +483,12 @@ async fn entry(
         &upstream_params,
         shared.config.limits.max_frame_bytes,
         shared.config.limits.login_timeout,
+        &crate::upstream_login::SessionLogin::new(
+            &shared.recorder,
+            &session_id,
+            &route.identity,
+            identity_kind(&shared.config, &route.identity),
+        ),
     )
     .await
     {
@@ -534,6 +534,95 @@ async fn entry(
     )))
 }
 
+/// SCRAM-SHA-256(-PLUS) for `identity`: `Ok(Ok(server-final))` when proven, `Ok(Err(reason))`
+/// when refused (a decoy exchange for unknown identities and those without `scram` in `auth`).
+async fn scram_proof(
+    client: &mut BoxStream,
+    buf: &mut BytesMut,
+    shared: &Arc<Shared>,
+    identity: &str,
+    tls_on: bool,
+    rec: &mut EntryRecorder<'_>,
+) -> anyhow::Result<Result<Vec<u8>, String>> {
+    let user = shared.config.users.get(identity);
+    let allowed = match user {
+        Some(u) if !u.accepts(AuthMethod::Scram) => Err(not_allowed(u, AuthMethod::Scram)),
+        _ => Ok(()),
+    };
+    let verifier = user
+        .filter(|_| allowed.is_ok())
+        .and_then(|u| u.scram_verifier.as_ref())
+        .and_then(|s| s.expose_str().ok().and_then(|t| Verifier::parse(t).ok()));
+    let binding = if tls_on {
+        shared.pg_tls.cert_hash.clone()
+    } else {
+        None
+    };
+    let mut scram = ScramServer::new(identity, verifier.as_ref(), &shared.scram_decoy, binding)?;
+    let mut out = BytesMut::new();
+    Authentication::Sasl {
+        mechanisms: scram.mechanisms().iter().map(|m| m.to_string()).collect(),
+    }
+    .encode(&mut out);
+    super::stream::send(client, &out).await?;
+    let outcome: Result<Vec<u8>, String> = async {
+        let f = read_frame(client, buf).await.map_err(|e| e.to_string())?;
+        let first = SaslInitialResponse::decode(&f).map_err(|e| e.to_string())?;
+        rec.method = if first.mechanism.ends_with("-PLUS") {
+            "scram-sha-256-plus"
+        } else {
+            "scram-sha-256"
+        };
+        let server_first = scram
+            .handle_client_first(&first.mechanism, first.data.as_deref().unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        let mut out = BytesMut::new();
+        Authentication::SaslContinue {
+            data: server_first.into(),
+        }
+        .encode(&mut out);
+        super::stream::send(client, &out)
+            .await
+            .map_err(|e| e.to_string())?;
+        let f = read_frame(client, buf).await.map_err(|e| e.to_string())?;
+        let fin = SaslResponse::decode(&f).map_err(|e| e.to_string())?;
+        scram
+            .handle_client_final(&fin.data)
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    Ok(outcome.and_then(|f| allowed.map(|()| f)))
+}
+
+/// A login token as the password (AuthenticationCleartextPassword, TLS only): `Ok(Ok(()))` when
+/// every token check passes, `Ok(Err(reason))` naming the one that failed.
+async fn token_proof(
+    client: &mut BoxStream,
+    buf: &mut BytesMut,
+    shared: &Arc<Shared>,
+    user: &crate::config::User,
+    target: &str,
+    peer: SocketAddr,
+    tls_on: bool,
+) -> anyhow::Result<Result<(), String>> {
+    if !tls_on {
+        return Ok(Err("login tokens are accepted over TLS only".to_string()));
+    }
+    let mut out = BytesMut::new();
+    Authentication::CleartextPassword.encode(&mut out);
+    super::stream::send(client, &out).await?;
+    let presented = match read_frame(client, buf)
+        .await
+        .and_then(|f| PasswordMessage::decode(&f).map_err(anyhow::Error::from))
+    {
+        Ok(m) => m.password,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    Ok(shared
+        .entry_proofs
+        .token(user, &presented, target, peer.ip()))
+}
+
 async fn fail_session(
     shared: &Arc<Shared>,
     mut client: BoxStream,
@@ -554,6 +643,25 @@ async fn fail_session(
         })
         .await;
     Ok(None)
+}
+
+/// The bastion speaks protocol 3.0 and no `_pq_.` extension. A client asking for a newer minor
+/// version or naming `_pq_.` options gets `NegotiateProtocolVersion` (3.0 and the options it
+/// does not know) and carries on in 3.0, as PostgreSQL answers such clients. The `_pq_.` options
+/// are taken out of the parameters (they are not settings and never go upstream).
+fn negotiate_protocol(
+    version: u32,
+    params: Vec<(String, String)>,
+) -> (Vec<(String, String)>, Option<NegotiateProtocolVersion>) {
+    let (options, params): (Vec<_>, Vec<_>) = params
+        .into_iter()
+        .partition(|(k, _)| k.starts_with("_pq_."));
+    let minor = version & 0xffff;
+    let offer = (minor != 0 || !options.is_empty()).then(|| NegotiateProtocolVersion {
+        newest_minor: 0,
+        unrecognized: options.into_iter().map(|(k, _)| k).collect(),
+    });
+    (params, offer)
 }
 
 /// `options` may only set parameters from the safe list (`-c name=value` or `--name=value`).
@@ -593,6 +701,8 @@ struct EntryRecorder<'a> {
     user: String,
     peer: SocketAddr,
     method: &'static str,
+    /// Risk flags of the proven entry, added to every row written after it.
+    risk: Vec<RiskFlag>,
 }
 
 impl EntryRecorder<'_> {
@@ -616,7 +726,7 @@ impl EntryRecorder<'_> {
             protocol: "postgres".into(),
             method: self.method.into(),
             result: result.into(),
-            reason,
+            reason: annotate(reason, &self.risk),
             session_id,
         };
         if let Err(e) = self.shared.recorder.entry(row).await {
@@ -627,7 +737,32 @@ impl EntryRecorder<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_options;
+    use super::{check_options, negotiate_protocol};
+
+    fn params(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn newer_minor_versions_and_pq_options_are_negotiated_down() {
+        let (kept, offer) = negotiate_protocol(0x0003_0000, params(&[("user", "a@b")]));
+        assert_eq!(kept, params(&[("user", "a@b")]));
+        assert!(offer.is_none(), "3.0 without options needs no negotiation");
+
+        let (kept, offer) = negotiate_protocol(
+            0x0003_0002,
+            params(&[("user", "a@b"), ("_pq_.compression", "on")]),
+        );
+        assert_eq!(kept, params(&[("user", "a@b")]));
+        let offer = offer.unwrap();
+        assert_eq!(offer.newest_minor, 0);
+        assert_eq!(offer.unrecognized, vec!["_pq_.compression".to_string()]);
+
+        let (_, offer) = negotiate_protocol(0x0003_0002, params(&[("user", "a@b")]));
+        assert!(offer.unwrap().unrecognized.is_empty());
+    }
 
     #[test]
     fn options_allow_only_safe_settings() {

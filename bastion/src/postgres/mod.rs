@@ -6,6 +6,7 @@
 //! keys to the target's; `reply` builds the protocol's own refusals; `stream` is the byte pipe.
 pub mod accept;
 pub mod cancel;
+pub mod ephemeral_role;
 pub mod relay;
 pub mod reply;
 pub mod stream;

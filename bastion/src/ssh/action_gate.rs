@@ -22,6 +22,22 @@ pub enum SshAction<'a> {
     Exec(&'a str),
     /// An interactive shell (issue 8 decides its lines; here it is one action).
     Shell,
+    /// A command line submitted in an interactive shell, as read from the screen at Enter.
+    ShellLine(&'a str),
+    /// A line typed to an interpreter started from the shell (`python3`, `psql`): recorded as
+    /// its input, not decided (shell rules do not apply to another language).
+    ProgramInput {
+        /// The interpreter's name.
+        program: &'a str,
+        /// The line as read from the screen.
+        line: &'a str,
+    },
+    /// A submitted line that cannot be read from the screen: denied as a line whose meaning
+    /// cannot be established (ANY-0).
+    UnreadableLine {
+        /// Why it cannot be read.
+        reason: &'a str,
+    },
     /// An SFTP or classic scp file operation on a path.
     File {
         /// Read, write or delete.
@@ -46,7 +62,10 @@ impl SshAction<'_> {
     fn kind(&self) -> &'static str {
         match self {
             SshAction::Exec(_) => "exec",
-            SshAction::Shell => "shell",
+            SshAction::Shell
+            | SshAction::ShellLine(_)
+            | SshAction::ProgramInput { .. }
+            | SshAction::UnreadableLine { .. } => "shell",
             SshAction::File { .. } => "sftp",
             SshAction::Forward { .. } => "forward",
         }
@@ -56,6 +75,9 @@ impl SshAction<'_> {
         match self {
             SshAction::Exec(line) => line.to_string(),
             SshAction::Shell => "shell".to_string(),
+            SshAction::ShellLine(line) => line.to_string(),
+            SshAction::ProgramInput { line, .. } => policies::redact::redact_shell(line),
+            SshAction::UnreadableLine { reason } => format!("(unreadable line: {reason})"),
             SshAction::File { verb, path, .. } => format!("{verb} {path}"),
             SshAction::Forward { kind, host, port } => format!("{kind} {host}:{port}"),
         }
@@ -110,6 +132,8 @@ pub struct SessionGate {
     /// The registry entry (counters, last action, kill switch).
     pub info: Arc<SessionInfo>,
     seq: AtomicI64,
+    /// Terminal recordings of this session's shell channels, relative to the audit directory.
+    recordings: std::sync::Mutex<Vec<String>>,
 }
 
 impl SessionGate {
@@ -129,12 +153,35 @@ impl SessionGate {
             source_ip,
             info,
             seq: AtomicI64::new(0),
+            recordings: std::sync::Mutex::new(Vec::new()),
         }
     }
 
     /// The session's kill switch (admin kill, shutdown).
     pub fn cancelled(&self) -> CancellationToken {
         self.info.kill.clone()
+    }
+
+    /// Notes a terminal recording of this session (a path relative to the audit directory), for
+    /// the session's row.
+    pub fn note_recording(&self, relative_path: String) {
+        self.recordings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(relative_path);
+    }
+
+    /// The session's terminal recordings so far, relative to the audit directory.
+    pub fn recordings(&self) -> Vec<String> {
+        self.recordings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The configuration the session runs under (audit directory, recorder error policy).
+    pub fn config(&self) -> &crate::config::Config {
+        &self.services.config
     }
 
     fn context(&self) -> RequestContext {
@@ -149,7 +196,18 @@ impl SessionGate {
         let engine = (self.services.engine)();
         let ctx = self.context();
         match action {
-            SshAction::Exec(line) => engine.decide_shell(&self.identity, &self.target, line, &ctx),
+            SshAction::Exec(line) | SshAction::ShellLine(line) => {
+                engine.decide_shell(&self.identity, &self.target, line, &ctx)
+            }
+            SshAction::ProgramInput { program, .. } => program_input_verdict(program),
+            SshAction::UnreadableLine { reason } => {
+                let facts = policies::shell::ShellLineFacts {
+                    unparsed: Some(format!("it cannot be read from the screen: {reason}")),
+                    ..Default::default()
+                };
+                let text = format!("(unreadable line: {reason})");
+                engine.decide_shell_facts(&self.identity, &self.target, &text, &facts, &ctx)
+            }
             // The pty shell's lines are issue 8's; entering the shell is decided as connecting.
             SshAction::Shell => engine.decide_connect(&self.identity, &self.target, &ctx),
             SshAction::File { op, path, .. } => {
@@ -168,11 +226,27 @@ impl SessionGate {
         F: FnOnce(String) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
+        self.admit_cancellable(action, on_hold, self.info.kill.clone())
+            .await
+    }
+
+    /// [`admit`](Self::admit) with a step-up wait that `cancel` ends (a shell line's Ctrl-C); pass
+    /// a child of [`cancelled`](Self::cancelled) so a session kill ends it too.
+    pub async fn admit_cancellable<F, Fut>(
+        &self,
+        action: SshAction<'_>,
+        on_hold: F,
+        cancel: CancellationToken,
+    ) -> Admission
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         let verdict = self.decide(&action);
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let time = now_micros();
         let text = match &action {
-            SshAction::Exec(_) if !verdict.redacted_text.is_empty() => {
+            SshAction::Exec(_) | SshAction::ShellLine(_) if !verdict.redacted_text.is_empty() => {
                 verdict.redacted_text.clone()
             }
             _ => action.text(),
@@ -218,12 +292,13 @@ impl SessionGate {
                 Admission::Refused { seq, message }
             }
             Decision::StepUp => {
-                self.hold(seq, time, &action, &text, &verdict, on_hold)
+                self.hold(seq, time, &action, &text, &verdict, on_hold, cancel)
                     .await
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // one call site; the pieces are the action's facts
     async fn hold<F, Fut>(
         &self,
         seq: i64,
@@ -232,6 +307,7 @@ impl SessionGate {
         text: &str,
         verdict: &Verdict,
         on_hold: F,
+        cancel: CancellationToken,
     ) -> Admission
     where
         F: FnOnce(String) -> Fut,
@@ -249,7 +325,7 @@ impl SessionGate {
             _ => StepUpKind::Approval,
         };
         let exact = match action {
-            SshAction::Exec(line) => line.to_string(),
+            SshAction::Exec(line) | SshAction::ShellLine(line) => line.to_string(),
             other => other.text(),
         };
         let request = StepUpRequest {
@@ -269,7 +345,7 @@ impl SessionGate {
             policy_ids: verdict.policy_ids.clone(),
             approver_groups: verdict.approver_groups.clone(),
             kind,
-            cancel: self.info.kill.clone(),
+            cancel,
         };
         let (id, wait) = broker.submit(request);
         on_hold(id.to_string()).await;
@@ -361,5 +437,25 @@ impl SessionGate {
         if let Err(e) = self.services.recorder.outcome(row).await {
             tracing::error!(error = %e, session = %self.session_id, "cannot record outcome");
         }
+    }
+}
+
+/// The verdict recorded for a line typed to an interpreter: passed through and recorded, with
+/// no policy deciding it (the interpreter itself was decided when its command line ran).
+fn program_input_verdict(program: &str) -> Verdict {
+    Verdict {
+        decision: Decision::Allow,
+        step_up: None,
+        policy_ids: Vec::new(),
+        message: format!("input to {program}, recorded and not decided"),
+        approver_groups: Vec::new(),
+        class: format!("input:{program}"),
+        objects: Vec::new(),
+        risk_tags: vec!["interpreter_input".to_string()],
+        redacted_text: String::new(),
+        fingerprint: String::new(),
+        facts: serde_json::Value::Null,
+        shadow: None,
+        matched: Vec::new(),
     }
 }

@@ -10,10 +10,12 @@
 use super::action_gate::SessionGate;
 use super::forward::{self, ForwardedSink};
 use super::upstream::{self, Upstream};
-use super::user_auth::{check_certificate, key_is_authorized};
-use super::{session_channel, SshServices, MAX_CHANNELS_PER_CONNECTION};
+use super::user_auth::{check_certificate, key_is_authorized, KbdInteractive, KbdStep};
+use super::user_auth::{method_permitted, password_is_token};
+use super::{session_channel, SshServices};
 use crate::config::{Protocol, Target, User};
 use crate::entry::parse_route;
+use crate::entry::risk::annotate;
 use crate::sessions::{new_session_id, SessionHandle};
 use policies::engine::{Decision, RequestContext};
 use recorder::{now_micros, EntryRow, SessionEnd, SessionStart};
@@ -46,6 +48,7 @@ struct Proven {
 struct Live {
     gate: Arc<SessionGate>,
     upstream: Arc<Upstream>,
+    forwards: ForwardedSink,
 }
 
 struct Connection {
@@ -58,6 +61,7 @@ struct Connection {
     live: Option<Live>,
     open_channels: Arc<AtomicUsize>,
     session_channels: HashSet<ChannelId>,
+    kbd: KbdInteractive,
 }
 
 /// Serves one accepted TCP connection until it ends, then records the session's end. `shutdown`
@@ -80,6 +84,7 @@ pub async fn serve_connection(
         live: None,
         open_channels: Arc::new(AtomicUsize::new(0)),
         session_channels: HashSet::new(),
+        kbd: KbdInteractive::default(),
     };
     let login = services.config.limits.login_timeout;
     let running = match tokio::time::timeout(
@@ -177,12 +182,14 @@ impl Connection {
         proof: impl FnOnce(&User) -> Result<(), String>,
     ) -> Auth {
         let ip = self.peer.ip();
+        let risk = &self.services.entry_proofs.risk;
+        let now = chrono::Utc::now().timestamp();
         let Some(route) = parse_route(name) else {
             let delay = self.services.lockouts.failure(name, ip);
             tokio::time::sleep(delay).await;
             let reason = format!("user name {name:?} is not identity@target");
-            self.entry_row(name, method, "fail", Some(reason), None)
-                .await;
+            let reason = annotate(Some(reason), &risk.failure(name, ip, now));
+            self.entry_row(name, method, "fail", reason, None).await;
             return Auth::reject();
         };
         if let Err(remaining) = self.services.lockouts.check(&route.identity, ip) {
@@ -201,17 +208,20 @@ impl Connection {
             (Some(_), Some(t)) if t.protocol != Protocol::Ssh => {
                 Err(format!("target {} is not an ssh target", t.name))
             }
-            (Some(user), Some(target)) => proof(user).map(|()| (user.clone(), target.clone())),
+            (Some(user), Some(target)) => method_permitted(user, method)
+                .and_then(|()| proof(user))
+                .map(|()| (user.clone(), target.clone())),
         };
         match checked {
             Ok((user, target)) => {
                 self.services.lockouts.success(&route.identity);
                 let session_id = new_session_id();
+                let flags = risk.success(&route.identity, ip, user.allowed_hours, now);
                 self.entry_row(
                     &route.identity,
                     method,
                     "ok",
-                    None,
+                    annotate(None, &flags),
                     Some(session_id.clone()),
                 )
                 .await;
@@ -225,7 +235,8 @@ impl Connection {
             Err(reason) => {
                 let delay = self.services.lockouts.failure(&route.identity, ip);
                 tokio::time::sleep(delay).await;
-                self.entry_row(&route.identity, method, "fail", Some(reason), None)
+                let reason = annotate(Some(reason), &risk.failure(&route.identity, ip, now));
+                self.entry_row(&route.identity, method, "fail", reason, None)
                     .await;
                 Auth::reject()
             }
@@ -299,12 +310,18 @@ impl Connection {
             set_reason(&self.outcome, &format!("connect_denied: {message}"));
             return Err(message);
         }
-        let sink = ForwardedSink::new(handle.clone());
+        let sink = ForwardedSink::new(handle.clone(), self.ended.clone());
         let upstream = match upstream::connect(
             &proven.target,
             services.client_key.clone(),
             limits.login_timeout,
             Some(sink.clone()),
+            &crate::upstream_login::SessionLogin::new(
+                &services.recorder,
+                &proven.session_id,
+                &proven.user.name,
+                proven.user.kind.as_str(),
+            ),
         )
         .await
         {
@@ -329,12 +346,16 @@ impl Connection {
             }
         });
         tracing::info!(session = %proven.session_id, peer = %self.peer, user = %proven.user.name, target = %proven.target.name, "ssh session established");
-        Ok(Live { gate, upstream })
+        Ok(Live {
+            gate,
+            upstream,
+            forwards: sink,
+        })
     }
 
     fn reserve_channel(&self) -> bool {
         let n = self.open_channels.fetch_add(1, Ordering::AcqRel);
-        if n >= MAX_CHANNELS_PER_CONNECTION {
+        if n >= self.services.config.limits.max_channels_per_connection {
             self.open_channels.fetch_sub(1, Ordering::AcqRel);
             return false;
         }
@@ -389,6 +410,48 @@ impl server::Handler for Connection {
                 check_certificate(&cert, &cas, &u.name, ip, now).map_err(|e| e.to_string())
             })
             .await)
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let (proofs, ip, token) = (
+            self.services.entry_proofs.clone(),
+            self.peer.ip(),
+            password.to_string(),
+        );
+        let target = parse_route(user).map(|r| r.target).unwrap_or_default();
+        Ok(self
+            .attempt(user, "token", move |u| {
+                password_is_token(&token).and_then(|()| proofs.token(u, &token, &target, ip))
+            })
+            .await)
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        let answers = response.map(|r| r.map(|b| String::from_utf8(b.to_vec()).ok()).collect());
+        let (proofs, ip) = (self.services.entry_proofs.clone(), self.peer.ip());
+        let target = parse_route(user).map(|r| r.target).unwrap_or_default();
+        Ok(match self.kbd.step(user, answers) {
+            KbdStep::Ask(auth) => auth,
+            KbdStep::Token(token) => {
+                self.attempt(user, "token", move |u| proofs.token(u, &token, &target, ip))
+                    .await
+            }
+            KbdStep::PasswordTotp { password, code } => {
+                self.attempt(user, "password_totp", move |u| {
+                    proofs.password_totp(u, &password, &code)
+                })
+                .await
+            }
+            KbdStep::Refuse(reason) => {
+                self.attempt(user, "keyboard-interactive", move |_| Err(reason))
+                    .await
+            }
+        })
     }
 
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
@@ -587,7 +650,9 @@ impl server::Handler for Connection {
         let Some(live) = &self.live else {
             return Ok(false);
         };
-        match forward::remote_forward(address, *port, &live.gate, &live.upstream).await {
+        match forward::remote_forward(address, *port, &live.gate, &live.upstream, &live.forwards)
+            .await
+        {
             Some(bound) => {
                 *port = bound;
                 Ok(true)
@@ -605,10 +670,6 @@ impl server::Handler for Connection {
         let Some(live) = &self.live else {
             return Ok(false);
         };
-        Ok(live
-            .upstream
-            .cancel_tcpip_forward(address.to_string(), port)
-            .await
-            .is_ok())
+        Ok(forward::cancel_remote_forward(address, port, &live.upstream, &live.forwards).await)
     }
 }

@@ -1,15 +1,36 @@
 //! Port forwarding: `direct-tcpip` (`ssh -L`, `-D`, `-W`) and `tcpip-forward` (`ssh -R`), each
-//! decided as `ssh:forward` with host and port before anything is opened on the target; denied
-//! ones are refused with the SSH reason "administratively prohibited". Bytes are counted both
-//! ways and recorded as the forward's outcome when the channel closes.
+//! decided as `ssh:forward` with host and port before anything is opened on the target; a denied
+//! `-L` channel is refused with the SSH reason "administratively prohibited", a denied `-R` with
+//! a request failure (the protocol carries no reason for global requests). Bytes are counted both
+//! ways: a `-L` channel's when it closes; a `-R` forward's, summed over the connections the
+//! target accepted on it, when the client cancels it or the session ends. Connections the target
+//! hands back for a forward the bastion did not admit are refused.
 use super::action_gate::{Admission, Finished, SessionGate, SshAction};
 use super::upstream::Upstream;
 use russh::{
     client, server, Channel, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf,
 };
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Bytes relayed by one forward (client → target, target → client).
+#[derive(Default)]
+pub struct Counters {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl Counters {
+    fn totals(&self) -> (u64, u64) {
+        (
+            self.bytes_in.load(Ordering::Relaxed),
+            self.bytes_out.load(Ordering::Relaxed),
+        )
+    }
+}
 
 /// Opens a `direct-tcpip` channel from the client to `host:port` through the target.
 pub async fn direct_tcpip(
@@ -67,7 +88,9 @@ pub async fn direct_tcpip(
         }
     };
     reply.accept().await;
-    let (bytes_in, bytes_out) = pipe(down, up, gate.clone()).await;
+    let counters = Counters::default();
+    pipe(down, up, &gate, &counters).await;
+    let (bytes_in, bytes_out) = counters.totals();
     gate.finish(
         seq,
         started,
@@ -81,20 +104,45 @@ pub async fn direct_tcpip(
     .await;
 }
 
-/// Carries connections the target accepted on a remote forward back to the client.
+/// One admitted `ssh -R` forward: its action and what went through it.
+struct RemoteForward {
+    seq: i64,
+    started: Instant,
+    counters: Counters,
+    connections: AtomicU64,
+    /// Cancelled when the client cancels the forward.
+    cancelled: CancellationToken,
+}
+
+/// The session's remote forwards, by the (address, port) the target listens on.
+type RemoteForwards = Arc<Mutex<HashMap<(String, u32), Arc<RemoteForward>>>>;
+
+fn lock(
+    forwards: &RemoteForwards,
+) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<RemoteForward>>> {
+    forwards.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Carries connections the target accepted on a remote forward back to the client, and keeps
+/// the session's admitted remote forwards.
 #[derive(Clone)]
 pub struct ForwardedSink {
     handle: server::Handle,
     gate: Arc<tokio::sync::OnceCell<Arc<SessionGate>>>,
+    forwards: RemoteForwards,
+    /// Cancelled when the client connection has ended.
+    session_ended: CancellationToken,
 }
 
 impl ForwardedSink {
     /// A sink writing to the client connection behind `handle`; the gate is set once the
-    /// session is established.
-    pub fn new(handle: server::Handle) -> ForwardedSink {
+    /// session is established. `session_ended` is cancelled when the client connection ends.
+    pub fn new(handle: server::Handle, session_ended: CancellationToken) -> ForwardedSink {
         ForwardedSink {
             handle,
             gate: Arc::new(tokio::sync::OnceCell::new()),
+            forwards: Arc::default(),
+            session_ended,
         }
     }
 
@@ -103,7 +151,8 @@ impl ForwardedSink {
         let _ = self.gate.set(gate);
     }
 
-    /// Opens the matching `forwarded-tcpip` channel to the client and relays.
+    /// Opens the matching `forwarded-tcpip` channel to the client and relays; a connection on
+    /// a forward the bastion did not admit is refused.
     pub async fn accept(
         &self,
         up: Channel<client::Msg>,
@@ -113,12 +162,17 @@ impl ForwardedSink {
         originator_port: u32,
         reply: client::ChannelOpenHandle,
     ) {
-        let Some(gate) = self.gate.get().cloned() else {
+        let forward = lock(&self.forwards)
+            .get(&(address.to_string(), port))
+            .cloned();
+        let (Some(gate), Some(forward)) = (self.gate.get().cloned(), forward) else {
+            tracing::warn!(%address, port, "target opened a forwarded connection for no admitted forward: refused");
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
             return;
         };
+        forward.connections.fetch_add(1, Ordering::Relaxed);
         let handle = self.handle.clone();
         let (address, originator) = (address.to_string(), originator.to_string());
         // Opening the client channel waits for the client: do it off the upstream session loop.
@@ -129,23 +183,81 @@ impl ForwardedSink {
             {
                 Ok(down) => {
                     reply.accept().await;
-                    pipe(down, up, gate).await;
+                    pipe(down, up, &gate, &forward.counters).await;
                 }
                 Err(_) => reply.reject(ChannelOpenFailure::ConnectFailed).await,
             }
         });
     }
+
+    /// Keeps an admitted forward and journals its outcome when it is cancelled or the session
+    /// ends.
+    fn keep(&self, address: &str, port: u32, seq: i64, started: Instant, gate: Arc<SessionGate>) {
+        let forward = Arc::new(RemoteForward {
+            seq,
+            started,
+            counters: Counters::default(),
+            connections: AtomicU64::new(0),
+            cancelled: CancellationToken::new(),
+        });
+        let key = (address.to_string(), port);
+        if let Some(old) = lock(&self.forwards).insert(key.clone(), forward.clone()) {
+            // The same forward asked twice: the earlier one ends here.
+            old.cancelled.cancel();
+        }
+        let (forwards, ended) = (self.forwards.clone(), self.session_ended.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = forward.cancelled.cancelled() => {}
+                _ = ended.cancelled() => {}
+            }
+            {
+                let mut map = lock(&forwards);
+                if map.get(&key).is_some_and(|f| Arc::ptr_eq(f, &forward)) {
+                    map.remove(&key);
+                }
+            }
+            let (bytes_in, bytes_out) = forward.counters.totals();
+            let connections = forward.connections.load(Ordering::Relaxed);
+            gate.finish(
+                forward.seq,
+                forward.started,
+                Finished {
+                    outcome: "ok",
+                    bytes_in,
+                    bytes_out,
+                    message: Some(format!("{connections} connection(s) forwarded")),
+                    ..Default::default()
+                },
+            )
+            .await;
+        });
+    }
+
+    /// Forgets the forward on (address, port) and journals its outcome; false if none.
+    fn cancel(&self, address: &str, port: u32) -> bool {
+        match lock(&self.forwards).remove(&(address.to_string(), port)) {
+            Some(f) => {
+                f.cancelled.cancel();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
-/// Decides an `ssh -R` request and asks the target to listen; `Some(port)` when it does.
+/// Decides an `ssh -R` request and asks the target to listen; `Some(port)` when it does. The
+/// action's outcome is journaled when the forward ends (see [`ForwardedSink`]).
 pub async fn remote_forward(
     address: &str,
     port: u32,
-    gate: &SessionGate,
+    gate: &Arc<SessionGate>,
     upstream: &Upstream,
+    sink: &ForwardedSink,
 ) -> Option<u32> {
     let port16 = u16::try_from(port).ok()?;
-    match gate
+    let started = Instant::now();
+    let seq = match gate
         .admit(
             SshAction::Forward {
                 kind: "tcpip-forward",
@@ -156,70 +268,79 @@ pub async fn remote_forward(
         )
         .await
     {
-        Admission::Allowed { seq } => match upstream.tcpip_forward(address.to_string(), port).await
-        {
-            Ok(bound) => {
-                gate.finish(
-                    seq,
-                    Instant::now(),
-                    Finished {
-                        outcome: "ok",
-                        ..Default::default()
-                    },
-                )
-                .await;
-                Some(if bound == 0 { port } else { bound })
-            }
-            Err(e) => {
-                gate.finish(
-                    seq,
-                    Instant::now(),
-                    Finished {
-                        outcome: "error",
-                        message: Some(format!("target refused to listen: {e}")),
-                        ..Default::default()
-                    },
-                )
-                .await;
-                None
-            }
-        },
-        Admission::Refused { .. } => None,
+        Admission::Allowed { seq } => seq,
+        Admission::Refused { message, .. } => {
+            tracing::info!(session = %gate.session_id, %address, port, %message, "remote forward refused");
+            return None;
+        }
+    };
+    match upstream.tcpip_forward(address.to_string(), port).await {
+        Ok(bound) => {
+            let bound = if bound == 0 { port } else { bound };
+            sink.keep(address, bound, seq, started, gate.clone());
+            Some(bound)
+        }
+        Err(e) => {
+            gate.finish(
+                seq,
+                started,
+                Finished {
+                    outcome: "error",
+                    message: Some(format!("target refused to listen: {e}")),
+                    ..Default::default()
+                },
+            )
+            .await;
+            None
+        }
     }
 }
 
-/// Relays a forwarded byte stream both ways until both sides are done; returns
-/// (client → target, target → client) byte counts.
+/// Cancels an `ssh -R` forward on the target and journals its outcome; false when there was
+/// no such forward or the target refused.
+pub async fn cancel_remote_forward(
+    address: &str,
+    port: u32,
+    upstream: &Upstream,
+    sink: &ForwardedSink,
+) -> bool {
+    let known = sink.cancel(address, port);
+    let cancelled = upstream
+        .cancel_tcpip_forward(address.to_string(), port)
+        .await
+        .is_ok();
+    known && cancelled
+}
+
+/// Relays a forwarded byte stream both ways until both sides are done (or the session is
+/// killed), adding to `counters` and the session's totals.
 pub async fn pipe(
     down: Channel<server::Msg>,
     up: Channel<client::Msg>,
-    gate: Arc<SessionGate>,
-) -> (u64, u64) {
+    gate: &SessionGate,
+    counters: &Counters,
+) {
     let (down_rx, down_tx) = down.split();
     let (up_rx, up_tx) = up.split();
-    let bytes_in = Arc::new(AtomicU64::new(0));
-    let bytes_out = Arc::new(AtomicU64::new(0));
     let info = gate.info.clone();
-    let a = one_way(down_rx, up_tx, bytes_in.clone(), {
+    let a = one_way(down_rx, up_tx, &counters.bytes_in, {
         let info = info.clone();
         move |n| info.count(n, 0)
     });
-    let b = one_way(up_rx, down_tx, bytes_out.clone(), move |n| info.count(0, n));
+    let b = one_way(up_rx, down_tx, &counters.bytes_out, move |n| {
+        info.count(0, n)
+    });
     let kill = gate.cancelled();
     tokio::select! {
         _ = async { tokio::join!(a, b) } => {}
         _ = kill.cancelled() => {}
     }
-    (
-        bytes_in.load(Ordering::Relaxed),
-        bytes_out.load(Ordering::Relaxed),
-    )
 }
 
 async fn one_way<S>(
     mut rx: ChannelReadHalf,
     tx: ChannelWriteHalf<S>,
-    counter: Arc<AtomicU64>,
+    counter: &AtomicU64,
     count: impl Fn(u64),
 ) where
     S: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,

@@ -9,14 +9,17 @@
 //! session rows, channel dispatch), `upstream` (the pinned client connection), `action_gate`
 //! (decide → journal → step-up for one session), `session_channel` (exec/shell relay with flow
 //! control), `scp_command` (recognising `scp -t/-f`), `sftp_proxy` (per-request decisions,
-//! per-file records), `forward` (`-L` and `-R`).
+//! per-file records), `forward` (`-L` and `-R`), `shell_relay` (pty shells: each command line
+//! read from the screen at Enter and decided, the terminal recorded).
 mod action_gate;
+pub mod cert_authority;
 mod connection;
 mod forward;
 pub mod keys;
 mod scp_command;
 mod session_channel;
 mod sftp_proxy;
+mod shell_relay;
 mod upstream;
 pub mod user_auth;
 
@@ -37,7 +40,7 @@ use std::time::Duration;
 /// The current policy engine (hot reload swaps what this returns).
 pub type EngineSource = Arc<dyn Fn() -> Arc<Engine> + Send + Sync>;
 
-/// Most channels one client connection may have open at once (OpenSSH `MaxSessions` is 10).
+/// Default of `[limits] max_channels_per_connection` (OpenSSH `MaxSessions` is 10).
 pub const MAX_CHANNELS_PER_CONNECTION: usize = 10;
 
 /// Everything the SSH listener needs, built once at start.
@@ -54,6 +57,8 @@ pub struct SshServices {
     pub engine: EngineSource,
     /// Step-up broker; `None` refuses every step-up.
     pub broker: Option<Arc<Broker>>,
+    /// Login tokens, password + one-time code, entry risk signals (shared with PostgreSQL).
+    pub entry_proofs: Arc<crate::entry::EntryProofs>,
     /// russh server settings (host key, rejection timing, limits).
     server_config: Arc<russh::server::Config>,
     /// The point-of-use key the bastion logs in to targets with.
@@ -113,10 +118,25 @@ impl SshServices {
         let host_key = keys::load_or_generate(&dir.join(keys::HOST_KEY_FILE), "bastion host key")?;
         let client_key =
             keys::load_or_generate(&dir.join(keys::CLIENT_KEY_FILE), "bastion upstream key")?;
-        let user_cas = keys::load_user_cas(&dir.join(keys::USER_CA_FILE))?;
+        let user_cas = keys::configured_user_cas(&config.server)?;
+        let entry_proofs = crate::entry::EntryProofs::open(&config.server.state_dir)
+            .map(Arc::new)
+            .map_err(|e| keys::KeyError::Io {
+                what: "open the token key in",
+                path: config.server.state_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         let server_config = russh::server::Config {
             server_id: russh::SshId::Standard("SSH-2.0-bastion".into()),
-            methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+            // Password carries login tokens; keyboard-interactive carries tokens and password +
+            // one-time code (`user_auth`).
+            methods: russh::MethodSet::from(
+                &[
+                    russh::MethodKind::PublicKey,
+                    russh::MethodKind::KeyboardInteractive,
+                    russh::MethodKind::Password,
+                ][..],
+            ),
             // Every rejection takes the same time, known identity or not.
             auth_rejection_time: Duration::from_millis(300),
             auth_rejection_time_initial: Some(Duration::ZERO),
@@ -141,6 +161,7 @@ impl SshServices {
             server_config: Arc::new(server_config),
             client_key: Arc::new(client_key),
             user_cas,
+            entry_proofs,
         })
     }
 
@@ -150,14 +171,17 @@ impl SshServices {
         broker: Option<Arc<Broker>>,
     ) -> Result<SshServices, SetupError> {
         let source = shared.clone();
-        SshServices::new(
+        let mut services = SshServices::new(
             shared.config.clone(),
             shared.sessions.clone(),
             shared.lockouts.clone(),
             shared.recorder.clone(),
             Arc::new(move || source.engine()),
             broker,
-        )
+        )?;
+        // One set of token use counts, seen sources and used codes for both listeners.
+        services.entry_proofs = shared.entry_proofs.clone();
+        Ok(services)
     }
 
     /// The host key's public half (what clients pin).

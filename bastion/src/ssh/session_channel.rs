@@ -153,6 +153,19 @@ pub async fn run(
             return;
         }
     };
+    // A pty shell is relayed line by line (issue 8); its shell prints the prompt marker.
+    let shell_pty = match (&purpose, pty.as_ref()) {
+        (Purpose::Shell, Some(p)) => Some(super::shell_relay::PtySize {
+            term: p.term.clone(),
+            cols: p.cols,
+            rows: p.rows,
+        }),
+        _ => None,
+    };
+    let env = match shell_pty {
+        Some(_) => super::shell_relay::shell_env(env),
+        None => env,
+    };
     let up = match open_upstream(&upstream, pty.as_ref(), &env).await {
         Ok(c) => c,
         Err(e) => {
@@ -191,7 +204,13 @@ pub async fn run(
         return;
     }
     let (up_rx, up_tx) = up.split();
-    let done = relay(down_rx, down_tx, up_rx, up_tx, handle, gate.clone()).await;
+    let done = match shell_pty {
+        Some(size) => {
+            super::shell_relay::run(down_rx, down_tx, up_rx, up_tx, handle, gate.clone(), size)
+                .await
+        }
+        None => relay(down_rx, down_tx, up_rx, up_tx, handle, gate.clone()).await,
+    };
     gate.finish(seq, started, done).await;
 }
 

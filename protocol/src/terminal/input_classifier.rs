@@ -23,6 +23,9 @@ const TAB: u8 = b'\t';
 const CTRL_L: u8 = 0x0c;
 /// Escape, which starts a key sequence such as an arrow key.
 const ESC: u8 = 0x1b;
+/// Ctrl-V: readline's `quoted-insert` (and the tty's `lnext`) takes the next key literally, so a
+/// CR or LF after it inserts a newline into the line instead of submitting it.
+const CTRL_V: u8 = 0x16;
 
 /// One classified piece of the user's input. The bytes of all events, in order, are exactly the
 /// input consumed; forward them in order unless the session decides otherwise.
@@ -98,6 +101,8 @@ enum PasteState {
 pub(crate) struct InputClassifier {
     paste: PasteState,
     escape: EscapeState,
+    /// The last key was Ctrl-V: the next one is inserted literally (possibly in the next chunk).
+    literal_next: bool,
 }
 
 impl Default for InputClassifier {
@@ -105,6 +110,7 @@ impl Default for InputClassifier {
         Self {
             paste: PasteState::Outside { start_matched: 0 },
             escape: EscapeState::Ground,
+            literal_next: false,
         }
     }
 }
@@ -122,6 +128,14 @@ impl InputClassifier {
                 continue;
             }
             let Some(&byte) = rest.first() else { break };
+            if self.literal_next {
+                // Quoted insert: shown (`^J`, `^C` or a line break), never Enter or Ctrl-C.
+                self.literal_next = false;
+                run.bytes.push(byte);
+                run.printable += 1;
+                index += 1;
+                continue;
+            }
             if self.advance_paste_start(byte) {
                 // The start marker's bytes from this chunk belong to the paste, not the run.
                 let in_chunk = run.bytes.len().min(PASTE_START.len() - 1);
@@ -166,6 +180,7 @@ impl InputClassifier {
                     if self.escape_step(byte) {
                         run.printable += 1;
                     }
+                    self.literal_next = byte == CTRL_V;
                     run.redraw_key |= byte == TAB || byte == CTRL_L;
                     run.bytes.push(byte);
                 }

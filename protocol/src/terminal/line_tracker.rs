@@ -4,6 +4,7 @@
 //! history recall and line editing — or reported as unreadable.
 
 use super::input_classifier::{InputClassifier, InputEvent};
+use super::output_skip::skippable_span;
 use super::prompt_marker::{MarkerSeen, PromptMarkerRecorder};
 use super::screen_text::{
     logical_first_row, logical_last_row, logical_line, row_is_blank, row_is_full, row_prefix,
@@ -34,6 +35,11 @@ const CONTINUATION_PROMPT: &str = "> ";
 pub enum LineReading {
     /// The command line as the shell shows it, wrapped rows joined, trailing spaces trimmed.
     Line(String),
+    /// Text typed where nothing precedes it on its row, so no prompt was printed for it: input to
+    /// a program reading the terminal (`cat`, `read`), keys typed ahead while a command runs (the
+    /// shell reads them later), or a line the shell continues. Prompt markers make this rarer.
+    /// The session judges it like a command line: it may reach the shell.
+    Unprompted(String),
     /// The line cannot be read reliably; the session applies its configured rule.
     Unknown(UnknownReason),
 }
@@ -54,9 +60,6 @@ pub enum UnknownReason {
     NotAtShellPrompt,
     /// The prompt is the PS2 continuation prompt (`> `): this line continues the previous one.
     ContinuationPrompt,
-    /// Nothing precedes the line on its row, so no prompt was printed for it: input after a
-    /// quoted newline, or to a program reading the terminal. Prompt markers avoid this.
-    NoPrompt,
     /// The prompt row could not be found again (the screen was cleared, reset or scrolled too far).
     PromptLost,
     /// Text stands outside the logical line that holds the prompt — below it, or the cursor is
@@ -73,11 +76,27 @@ impl std::fmt::Display for UnknownReason {
             Self::EchoOff => "input is not echoed (secret prompt)",
             Self::NotAtShellPrompt => "the shell is not at its prompt",
             Self::ContinuationPrompt => "the line continues a previous line",
-            Self::NoPrompt => "no prompt precedes the line",
             Self::PromptLost => "the prompt could not be found on the screen",
             Self::TextOutsideLine => "the screen shows text outside the command line",
         })
     }
+}
+
+/// Whether reading a line requires a prompt marker since the line began (once markers are seen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MarkerRule {
+    Required,
+    NotRequired,
+}
+
+/// A line read from the screen.
+#[derive(Debug)]
+struct ReadLine {
+    text: String,
+    prompt_prefix: String,
+    source: PromptSource,
+    /// Nothing but blanks precede the line on its row and no marker placed it.
+    unprompted: bool,
 }
 
 /// How a line's start on the screen was found.
@@ -207,7 +226,32 @@ impl TerminalLineTracker {
     }
 
     /// Feeds bytes the target's shell (or a program it runs) wrote to the terminal.
+    ///
+    /// A large chunk that ends with two screens of lines has its middle skipped when that cannot
+    /// change what the screen shows at its end (see `output_skip`): the emulator then costs
+    /// little on `cat` of a big file.
     pub fn feed_output(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let (rows, _) = self.parser.screen().size();
+        match skippable_span(bytes, rows) {
+            Some((start, end)) => {
+                self.feed_segment(bytes.get(..start).unwrap_or_default());
+                // The skipped lines scrolled every remembered position off the screen.
+                self.scrolled_rows += SCROLL_LOST;
+                self.feed_segment(bytes.get(end..).unwrap_or_default());
+            }
+            None => self.feed_segment(bytes),
+        }
+        if self.line.printable_typed > 0 {
+            self.line.output_after_typing = true;
+        }
+        self.line.awaiting_echo = false;
+    }
+
+    /// Processes `bytes`, counting scrolled rows and collecting prompt markers.
+    fn feed_segment(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
@@ -227,10 +271,6 @@ impl TerminalLineTracker {
         for marker in markers {
             self.on_marker(marker, before);
         }
-        if self.line.printable_typed > 0 {
-            self.line.output_after_typing = true;
-        }
-        self.line.awaiting_echo = false;
     }
 
     /// Records a prompt marker seen during the feed that started at scroll count `before`.
@@ -318,13 +358,30 @@ impl TerminalLineTracker {
     }
 
     /// Reads the line the user submitted with Enter. Call it after [`InputEvent::Enter`], once
-    /// the echo of the keys before it has arrived.
+    /// the echo of the keys before it has arrived. Once the shell prints prompt markers, a line
+    /// typed where no marker preceded it is [`UnknownReason::NotAtShellPrompt`].
     pub fn submitted_line(&mut self) -> LineReading {
-        match self.read_line() {
-            Ok((text, prompt_prefix, source)) => {
-                self.line.read_prompt_prefix = Some(prompt_prefix);
-                self.line.read_source = Some(source);
-                LineReading::Line(text)
+        self.read_submitted(MarkerRule::Required)
+    }
+
+    /// Like [`submitted_line`](Self::submitted_line), but finds the line's start by the echo of
+    /// the first key alone, markers or not: for input to a program that prompts by itself (a
+    /// nested shell without markers, an interpreter) or keys typed ahead of a prompt, which the
+    /// session still judges.
+    pub fn submitted_line_by_echo(&mut self) -> LineReading {
+        self.read_submitted(MarkerRule::NotRequired)
+    }
+
+    fn read_submitted(&mut self, rule: MarkerRule) -> LineReading {
+        match self.read_line(rule) {
+            Ok(read) => {
+                self.line.read_prompt_prefix = Some(read.prompt_prefix);
+                self.line.read_source = Some(read.source);
+                if read.unprompted {
+                    LineReading::Unprompted(read.text)
+                } else {
+                    LineReading::Line(read.text)
+                }
             }
             Err(reason) => {
                 self.line.read_prompt_prefix = None;
@@ -334,13 +391,40 @@ impl TerminalLineTracker {
         }
     }
 
+    /// The line being edited right now, read like [`submitted_line_by_echo`] but without
+    /// submitting it: e.g. to check that a killed line is really empty before sending Enter.
+    ///
+    /// [`submitted_line_by_echo`]: Self::submitted_line_by_echo
+    #[must_use]
+    pub fn current_line(&self) -> LineReading {
+        match self.read_line(MarkerRule::NotRequired) {
+            Ok(read) if read.unprompted => LineReading::Unprompted(read.text),
+            Ok(read) => LineReading::Line(read.text),
+            Err(reason) => LineReading::Unknown(reason),
+        }
+    }
+
+    /// The prompt text before the last line read by [`submitted_line`](Self::submitted_line) or
+    /// [`submitted_line_by_echo`](Self::submitted_line_by_echo), e.g. `>>> ` for Python.
+    #[must_use]
+    pub fn read_prompt_prefix(&self) -> Option<&str> {
+        self.line.read_prompt_prefix.as_deref()
+    }
+
+    /// Whether the shell printed a prompt marker since the current line began: the line is typed
+    /// at a shell prompt that carries the marker, not to a program or a nested shell without it.
+    #[must_use]
+    pub fn marker_since_line_start(&self) -> bool {
+        self.line.marker_since_start
+    }
+
     /// How the start of the last line read by [`submitted_line`](Self::submitted_line) was found.
     #[must_use]
     pub fn prompt_source(&self) -> Option<PromptSource> {
         self.line.read_source
     }
 
-    fn read_line(&self) -> Result<(String, String, PromptSource), UnknownReason> {
+    fn read_line(&self, rule: MarkerRule) -> Result<ReadLine, UnknownReason> {
         let screen = self.parser.screen();
         if screen.alternate_screen() {
             if self.line.marker_on_alternate_screen {
@@ -351,7 +435,7 @@ impl TerminalLineTracker {
         if self.echo_suspected_off() {
             return Err(UnknownReason::EchoOff);
         }
-        if self.markers_seen && !self.line.marker_since_start {
+        if rule == MarkerRule::Required && self.markers_seen && !self.line.marker_since_start {
             return Err(UnknownReason::NotAtShellPrompt);
         }
         let marker = self.line.marker_anchor.as_ref();
@@ -383,14 +467,12 @@ impl TerminalLineTracker {
         {
             return Err(UnknownReason::ContinuationPrompt);
         }
-        if source != PromptSource::Marker && prompt_prefix.trim().is_empty() {
-            return Err(UnknownReason::NoPrompt);
-        }
-        Ok((
-            logical_line(screen, row, col, last_row),
+        Ok(ReadLine {
+            text: logical_line(screen, row, col, last_row),
+            unprompted: source != PromptSource::Marker && prompt_prefix.trim().is_empty(),
             prompt_prefix,
             source,
-        ))
+        })
     }
 
     /// Where `anchor` is now, if the screen still shows its prompt there.
@@ -445,6 +527,7 @@ impl TerminalLineTracker {
     pub fn line_killed(&mut self) {
         let kept = LineState {
             marker_anchor: self.line.marker_anchor.take(),
+            input_anchor: self.line.input_anchor.take(),
             marker_since_start: self.line.marker_since_start,
             ..LineState::default()
         };

@@ -3,7 +3,9 @@
 //! screen as the shell shows it. `input_classifier` splits the user's keys into Enter, Ctrl-C,
 //! multi-line bracketed pastes and pass-through bytes; `prompt_marker` recognises the OSC marker
 //! the bastion asks the shell to print after its prompt; `screen_text` reads rows back and counts
-//! scrolling; `line_tracker` ties them together in [`TerminalLineTracker`].
+//! scrolling; `output_skip` lets large output bypass the emulator where the screen's end does not
+//! depend on it; `line_tracker` ties them together in [`TerminalLineTracker`];
+//! `started_program` tells which nested shell or interpreter a command line starts.
 //!
 //! ```
 //! use protocol::terminal::{InputEvent, LineReading, TerminalLineTracker};
@@ -22,8 +24,10 @@
 
 mod input_classifier;
 mod line_tracker;
+mod output_skip;
 mod prompt_marker;
 mod screen_text;
+mod started_program;
 #[cfg(test)]
 mod tests;
 
@@ -32,4 +36,7 @@ pub use line_tracker::{
     line_kill_sequence, LineReading, PromptSource, TerminalLineTracker, UnknownReason,
     LINE_KILL_SEQUENCE,
 };
-pub use prompt_marker::{BASH_PROMPT_MARKER_SUFFIX, PROMPT_MARKER_OSC, PROMPT_MARKER_TAG};
+pub use prompt_marker::{
+    BASH_PROMPT_COMMAND, BASH_PROMPT_MARKER_SUFFIX, PROMPT_MARKER_OSC, PROMPT_MARKER_TAG,
+};
+pub use started_program::{started_program, ProgramKind, StartedProgram};

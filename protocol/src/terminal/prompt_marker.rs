@@ -12,6 +12,13 @@ pub const PROMPT_MARKER_TAG: &str = "bastion-prompt";
 /// to the target's prompt (e.g. `PS1="$PS1$BASH_PROMPT_MARKER_SUFFIX"`). The marker must come
 /// last in the prompt: the cursor right after it is where the command line starts.
 pub const BASH_PROMPT_MARKER_SUFFIX: &str = "\\[\\e]7770;bastion-prompt;$?\\a\\]";
+/// A bash `PROMPT_COMMAND` that appends [`BASH_PROMPT_MARKER_SUFFIX`] to `PS1` before each
+/// prompt unless it is there already, so the marker survives a `PS1` set by `.bashrc` or by the
+/// user. It prints nothing and keeps `$?` for the prompt. The bastion passes it as an environment
+/// variable of the shell channel, which the target's sshd accepts only with
+/// `AcceptEnv PROMPT_COMMAND`; other shells ignore it (lines are then found by their echo).
+pub const BASH_PROMPT_COMMAND: &str =
+    "case $PS1 in *bastion-prompt*) ;; *) PS1=$PS1'\\[\\e]7770;bastion-prompt;$?\\a\\]';; esac";
 
 /// One marker as seen while the shell's output was parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

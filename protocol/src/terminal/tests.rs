@@ -469,38 +469,36 @@ fn quoted_newline_hiding_a_second_command_is_unknown() {
     // Ctrl-V Ctrl-J puts a newline in the buffer; bash would run both lines at the next Enter.
     let mut tracker = at_bash_prompt();
     type_keys(&mut tracker, b"echo hi", b"echo hi");
-    let events = tracker.on_input(b"\x16\n");
-    assert_eq!(
-        events[1],
-        InputEvent::Enter {
-            offset: 1,
-            byte: b'\n'
-        }
-    );
-    assert_eq!(tracker.submitted_line(), line("echo hi"));
-    // Allowed and forwarded: readline inserts the quoted newline instead of running the line,
-    // so no prompt is printed before the next row.
-    tracker.feed_output(b"\r\n");
+    // The quoted newline is a key like any other, not an Enter.
+    type_keys(&mut tracker, b"\x16\n", b"\r\n");
     type_keys(&mut tracker, b"rm -rf /x", b"rm -rf /x");
-    // Moving left past the newline puts the cursor back on the first row.
+    // Moving left along the second row keeps the cursor below the prompt's row.
     type_keys(&mut tracker, b"\x1b[D", b"\x08");
     assert_eq!(
         press_enter(&mut tracker),
-        LineReading::Unknown(UnknownReason::NoPrompt)
+        LineReading::Unknown(UnknownReason::TextOutsideLine)
     );
 }
 
 #[test]
-fn quoted_newline_with_markers_is_not_at_the_prompt() {
+fn quoted_newline_split_across_chunks_with_markers_is_unknown() {
     let mut tracker = TerminalLineTracker::new(24, 80);
     tracker.feed_output(MARKED_PROMPT_OK);
     type_keys(&mut tracker, b"echo hi\x16", b"echo hi");
-    assert_eq!(press_enter_with(&mut tracker, b"\n"), line("echo hi"));
-    tracker.feed_output(b"\r\n");
+    type_keys(&mut tracker, b"\n", b"\r\n");
     type_keys(&mut tracker, b"$ rm -rf /x", b"$ rm -rf /x");
     assert_eq!(
         press_enter(&mut tracker),
-        LineReading::Unknown(UnknownReason::NotAtShellPrompt)
+        LineReading::Unknown(UnknownReason::TextOutsideLine)
+    );
+}
+
+#[test]
+fn quoted_ctrl_c_is_not_an_interrupt() {
+    let mut tracker = at_bash_prompt();
+    assert_eq!(
+        tracker.on_input(b"a\x16\x03b"),
+        vec![InputEvent::Passthrough(b"a\x16\x03b".to_vec())]
     );
 }
 
@@ -617,4 +615,142 @@ fn denied_line_is_killed_and_the_prompt_kept() {
 fn empty_enter_reads_an_empty_line() {
     let mut tracker = at_bash_prompt();
     assert_eq!(press_enter(&mut tracker), line(""));
+}
+
+#[test]
+fn input_to_a_program_is_read_by_echo_as_unprompted_text() {
+    let mut tracker = TerminalLineTracker::new(24, 80);
+    tracker.feed_output(MARKED_PROMPT_OK);
+    type_keys(&mut tracker, b"cat", b"cat");
+    assert_eq!(press_enter(&mut tracker), line("cat"));
+    tracker.enter_forwarded();
+    tracker.feed_output(b"\r\n\x1b[?2004l\r");
+    type_keys(&mut tracker, b"rm -rf /x", b"rm -rf /x");
+    assert!(!tracker.marker_since_line_start());
+    let events = tracker.on_input(b"\r");
+    assert_eq!(
+        events,
+        vec![InputEvent::Enter {
+            offset: 0,
+            byte: b'\r'
+        }]
+    );
+    assert_eq!(
+        tracker.submitted_line(),
+        LineReading::Unknown(UnknownReason::NotAtShellPrompt)
+    );
+    assert_eq!(
+        tracker.submitted_line_by_echo(),
+        LineReading::Unprompted("rm -rf /x".into())
+    );
+}
+
+#[test]
+fn interpreter_prompt_is_read_by_echo_with_its_prefix() {
+    let mut tracker = TerminalLineTracker::new(24, 80);
+    tracker.feed_output(MARKED_PROMPT_OK);
+    type_keys(&mut tracker, b"python3", b"python3");
+    assert_eq!(press_enter(&mut tracker), line("python3"));
+    tracker.enter_forwarded();
+    tracker.feed_output(b"\r\n\x1b[?2004l\rPython 3.11.2\r\n>>> ");
+    type_keys(&mut tracker, b"print(6*7)", b"print(6*7)");
+    tracker.on_input(b"\r");
+    assert_eq!(
+        tracker.submitted_line_by_echo(),
+        line("print(6*7)")
+    );
+    assert_eq!(tracker.read_prompt_prefix(), Some(">>> "));
+    tracker.enter_forwarded();
+    // exit() brings the shell's marked prompt back.
+    tracker.feed_output(b"\r\n42\r\n>>> ");
+    type_keys(&mut tracker, b"exit()", b"exit()");
+    tracker.on_input(b"\r");
+    assert!(!tracker.marker_since_line_start());
+    tracker.enter_forwarded();
+    tracker.feed_output(b"\r\n\x1b[?2004hroot$ \x1b]7770;bastion-prompt;0\x07");
+    assert!(tracker.marker_since_line_start());
+}
+
+#[test]
+fn current_line_is_empty_after_the_kill_echo() {
+    for marked in [true, false] {
+        let mut tracker = if marked {
+            let mut t = TerminalLineTracker::new(24, 80);
+            t.feed_output(MARKED_PROMPT_OK);
+            t
+        } else {
+            at_bash_prompt()
+        };
+        type_keys(&mut tracker, b"rm -rf /x", b"rm -rf /x");
+        assert_eq!(press_enter(&mut tracker), line("rm -rf /x"));
+        tracker.line_killed();
+        assert_eq!(tracker.current_line(), line("rm -rf /x"));
+        let back = if marked { b"\r\x1b[6C\x1b[K" } else { b"\r\x1b[2C\x1b[K" };
+        tracker.feed_output(back);
+        assert_eq!(tracker.current_line(), line(""), "marked: {marked}");
+    }
+}
+
+/// `lines` text lines as a pty sends them.
+fn output_lines(lines: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..lines {
+        out.extend_from_slice(format!("2024-05-01 INFO request {i} handled\r\n").as_bytes());
+    }
+    out
+}
+
+#[test]
+fn prompt_after_a_large_chunk_is_read_with_its_marker() {
+    let mut tracker = TerminalLineTracker::new(24, 80);
+    tracker.feed_output(MARKED_PROMPT_OK);
+    type_keys(&mut tracker, b"cat big.log", b"cat big.log");
+    assert_eq!(press_enter(&mut tracker), line("cat big.log"));
+    tracker.enter_forwarded();
+    let mut chunk = b"\r\n\x1b[?2004l\r".to_vec();
+    chunk.extend(output_lines(5000));
+    chunk.extend_from_slice(b"\x1b[?2004hroot$ \x1b]7770;bastion-prompt;0\x07");
+    tracker.feed_output(&chunk);
+    assert_eq!(
+        tracker.screen().contents_between(22, 0, 23, 80),
+        "2024-05-01 INFO request 4999 handled\nroot$ "
+    );
+    assert_eq!(tracker.take_exit_status(), Some(0));
+    type_keys(&mut tracker, b"uptime", b"uptime");
+    assert_eq!(press_enter(&mut tracker), line("uptime"));
+    assert_eq!(tracker.prompt_source(), Some(PromptSource::Marker));
+}
+
+#[test]
+fn screen_after_a_skipped_chunk_matches_the_whole_chunk() {
+    let mut chunk = output_lines(300);
+    chunk.extend_from_slice(b"\x1b[31mred\x1b[0m\x1b[K tail\r\n");
+    chunk.extend(output_lines(700));
+    chunk.extend_from_slice(b"$ partial");
+    let mut tracker = TerminalLineTracker::new(24, 80);
+    tracker.feed_output(b"$ ");
+    tracker.feed_output(&chunk);
+    let mut plain = vt100::Parser::new(24, 80, 0);
+    plain.process(b"$ ");
+    plain.process(&chunk);
+    assert_eq!(tracker.screen().contents(), plain.screen().contents());
+    assert_eq!(
+        tracker.screen().cursor_position(),
+        plain.screen().cursor_position()
+    );
+}
+
+#[test]
+fn alternate_screen_switch_inside_a_large_chunk_is_not_skipped() {
+    let mut tracker = at_bash_prompt();
+    let mut chunk = output_lines(400);
+    chunk.extend_from_slice(b"\x1b[?1049h");
+    chunk.extend(output_lines(400));
+    tracker.feed_output(&chunk);
+    assert!(tracker.is_alternate_screen());
+}
+
+#[test]
+fn prompt_command_appends_the_marker_suffix() {
+    assert!(BASH_PROMPT_COMMAND.contains(BASH_PROMPT_MARKER_SUFFIX));
 }

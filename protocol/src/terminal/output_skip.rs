@@ -1,0 +1,212 @@
+//! Finding the part of a large output chunk the emulator does not need to see, so that `cat` of
+//! a big file does not make the terminal emulator the session's bottleneck.
+//!
+//! The tracker only reads the screen: the rows visible at the end of a chunk and the cursor. When
+//! a chunk ends with at least two screens' worth of line feeds, every row visible at its end was
+//! scrolled in (blank) and written by that tail, whatever came before; the bytes between the
+//! chunk's first line and that tail can be dropped as long as they hold nothing with an effect
+//! beyond the rows they write: plain text, CR, LF, tab, backspace, BEL, and escape sequences that
+//! only change attributes or act within one row (SGR colours, erase in line, moves along the row).
+//! Anything else — cursor addressing, modes (alternate screen, bracketed paste), OSC (prompt
+//! markers, titles), charset shifts — is fed, and the skipped span starts after the last of it.
+//! What is lost are rows the emulator would have scrolled away, and the scroll count: positions
+//! remembered before the chunk are forgotten, which is what scrolling two screens does anyway.
+
+/// Chunks shorter than this are fed whole: skipping would not save much.
+const MIN_CHUNK_BYTES: usize = 4096;
+/// A span shorter than this is not worth skipping.
+const MIN_SKIPPED_BYTES: usize = 1024;
+
+const ESC: u8 = 0x1b;
+const LF: u8 = b'\n';
+
+/// The span `start..end` of `bytes` that can be skipped on a screen of `rows` rows, if any: feed
+/// `bytes[..start]`, forget remembered positions, then feed `bytes[end..]`.
+pub(crate) fn skippable_span(bytes: &[u8], rows: u16) -> Option<(usize, usize)> {
+    if bytes.len() < MIN_CHUNK_BYTES {
+        return None;
+    }
+    let end = tail_start(bytes, usize::from(rows.max(1)) * 2)?;
+    let head = bytes.get(..end)?;
+    // The first line may finish an escape sequence begun in the previous chunk: always feed it.
+    let first_line_end = head.iter().position(|&b| b == LF)? + 1;
+    let start = last_effect_end(head)?.max(first_line_end);
+    (end.saturating_sub(start) >= MIN_SKIPPED_BYTES).then_some((start, end))
+}
+
+/// The index right after the line feed that leaves exactly `line_feeds` line feeds after it.
+fn tail_start(bytes: &[u8], line_feeds: usize) -> Option<usize> {
+    let mut seen = 0;
+    for (index, &byte) in bytes.iter().enumerate().rev() {
+        if byte == LF {
+            if seen == line_feeds {
+                return Some(index + 1);
+            }
+            seen += 1;
+        }
+    }
+    None
+}
+
+/// Where the parser stands while scanning the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    Ground,
+    /// After ESC, possibly after intermediate bytes (`ESC ( B`).
+    Escape,
+    /// Inside a CSI; `private` is set by a `<`, `=`, `>` or `?` parameter prefix.
+    Csi { private: bool },
+    /// Inside a string sequence (OSC, DCS, SOS, PM, APC) until BEL, or ESC which ends it.
+    String,
+}
+
+/// Control bytes with no effect beyond the row they act on.
+fn is_row_local_control(byte: u8) -> bool {
+    matches!(byte, b'\r' | b'\n' | b'\t' | 0x08 | 0x07)
+}
+
+/// CSI final bytes that only change attributes or act within the cursor's row: SGR, erase in
+/// line, cursor forward/back, column, erase/insert/delete characters.
+fn is_row_local_csi(final_byte: u8) -> bool {
+    matches!(
+        final_byte,
+        b'm' | b'K' | b'C' | b'D' | b'G' | b'X' | b'@' | b'P'
+    )
+}
+
+/// The index after the last byte of `head` with an effect beyond the row it writes (0 if none);
+/// `None` when `head` ends inside an escape sequence.
+fn last_effect_end(head: &[u8]) -> Option<usize> {
+    let mut state = Scan::Ground;
+    // The sequence being scanned has an effect beyond its row (or is not understood).
+    let mut effect = false;
+    let mut effect_end = 0;
+    for (index, &byte) in head.iter().enumerate() {
+        if byte == ESC {
+            // ESC ends a string sequence and aborts any other one; a new sequence begins.
+            effect |= state != Scan::Ground;
+            state = Scan::Escape;
+            continue;
+        }
+        if matches!(byte, 0x18 | 0x1a) || (byte < 0x20 && !is_row_local_control(byte)) {
+            // CAN and SUB abort a sequence; other controls (SO, SI, VT, FF...) are not skipped.
+            effect = true;
+            if matches!(byte, 0x18 | 0x1a) || state == Scan::Ground {
+                state = Scan::Ground;
+                effect_end = index + 1;
+                effect = false;
+            }
+            continue;
+        }
+        state = match state {
+            Scan::Ground => Scan::Ground,
+            Scan::Escape => match byte {
+                b'[' => Scan::Csi { private: false },
+                b']' | b'P' | b'X' | b'^' | b'_' => {
+                    effect = true;
+                    Scan::String
+                }
+                // Intermediate bytes (charset designation and the like) come before the final;
+                // controls are executed without ending the sequence.
+                0x00..=0x2f => {
+                    effect = true;
+                    Scan::Escape
+                }
+                _ => {
+                    effect_end = index + 1;
+                    effect = false;
+                    Scan::Ground
+                }
+            },
+            Scan::Csi { private } => match byte {
+                b'<' | b'=' | b'>' | b'?' => Scan::Csi { private: true },
+                0x20..=0x3f => Scan::Csi { private },
+                0x40..=0x7e => {
+                    if effect || private || !is_row_local_csi(byte) {
+                        effect_end = index + 1;
+                    }
+                    effect = false;
+                    Scan::Ground
+                }
+                _ => {
+                    effect = true;
+                    Scan::Csi { private }
+                }
+            },
+            Scan::String => {
+                if byte == 0x07 {
+                    effect_end = index + 1;
+                    effect = false;
+                    Scan::Ground
+                } else {
+                    Scan::String
+                }
+            }
+        };
+    }
+    (state == Scan::Ground).then_some(effect_end)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn lines(n: usize, text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            out.extend_from_slice(format!("{text} {i}\r\n").as_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn short_chunks_are_fed_whole() {
+        assert_eq!(skippable_span(&lines(10, "x"), 24), None);
+    }
+
+    #[test]
+    fn plain_text_keeps_the_first_line_and_two_screens() {
+        let bytes = lines(1000, "some log line with text");
+        let (start, end) = skippable_span(&bytes, 24).unwrap();
+        assert_eq!(&bytes[..start], b"some log line with text 0\r\n");
+        let tail = &bytes[end..];
+        assert_eq!(tail.iter().filter(|&&b| b == b'\n').count(), 48);
+        assert!(tail.starts_with(b"some log line with text 952\r\n"));
+    }
+
+    #[test]
+    fn colours_and_erase_in_line_are_skipped() {
+        let bytes = lines(1000, "\x1b[31mred\x1b[0m \x1b[K");
+        let (start, _) = skippable_span(&bytes, 24).unwrap();
+        assert_eq!(&bytes[..start], b"\x1b[31mred\x1b[0m \x1b[K 0\r\n");
+    }
+
+    #[test]
+    fn the_span_starts_after_the_last_mode_change_or_osc() {
+        let mut bytes = lines(300, "a");
+        bytes.extend_from_slice(b"\x1b[?1049l\x1b]7770;bastion-prompt;0\x07");
+        let marker_end = bytes.len();
+        bytes.extend_from_slice(b"$ ");
+        bytes.extend_from_slice(&lines(700, "b"));
+        let (start, _) = skippable_span(&bytes, 24).unwrap();
+        assert_eq!(start, marker_end);
+    }
+
+    #[test]
+    fn a_chunk_ending_inside_a_sequence_before_the_tail_is_not_skipped() {
+        let mut bytes = lines(500, "a");
+        bytes.extend_from_slice(b"\x1b]0;title without end\r\n");
+        bytes.extend_from_slice(&lines(100, "b"));
+        assert_eq!(skippable_span(&bytes, 24), None);
+    }
+
+    #[test]
+    fn cursor_addressing_near_the_tail_leaves_too_little_to_skip() {
+        let mut bytes = lines(500, "a");
+        let tail = lines(48, "b");
+        bytes.extend_from_slice(b"\x1b[H\x1b[2J");
+        bytes.extend_from_slice(&tail);
+        assert_eq!(skippable_span(&bytes, 24), None);
+    }
+}
