@@ -526,6 +526,49 @@ fn grants_stand_in_for_a_missing_permit_but_not_for_forbids() {
 }
 
 #[test]
+fn an_agent_grant_stands_in_for_the_approval_only_for_its_action_and_tables_until_it_expires() {
+    let e = engine();
+    let mut upd = stmt(SqlClass::Update, "UPDATE");
+    upd.has_where = true;
+    upd.tables_written = vec![rel(Some("app"), "orders")];
+    let facts = |s: SqlStatementFacts| SqlMessageFacts {
+        statements: vec![s],
+        unparsed: None,
+    };
+    let at = |now_unix| RequestContext {
+        now_unix,
+        ..Default::default()
+    };
+    let held = e.decide_sql_facts("agent-7", "prod-db", "x", &facts(upd.clone()), &at(50));
+    assert_verdict(&held, Decision::StepUp, Some("approval"), "AGENT-write");
+    let g = e.with_grants(vec![Grant {
+        user: "agent-7".into(),
+        target: "prod-db".into(),
+        action: "sql:update".into(),
+        tables: vec!["app.orders".into()],
+        expires_unix: 100,
+    }]);
+    let v = g.decide_sql_facts("agent-7", "prod-db", "x", &facts(upd.clone()), &at(50));
+    assert_eq!(v.decision, Decision::Allow, "{v:?}");
+    // Expired, another table, another verb, or a forbid of its own: the grant does not help.
+    let v = g.decide_sql_facts("agent-7", "prod-db", "x", &facts(upd.clone()), &at(150));
+    assert_eq!(v.decision, Decision::StepUp, "{v:?}");
+    let mut other_table = upd.clone();
+    other_table.tables_written = vec![rel(Some("app"), "customers")];
+    let v = g.decide_sql_facts("agent-7", "prod-db", "x", &facts(other_table), &at(50));
+    assert_eq!(v.decision, Decision::StepUp, "{v:?}");
+    let mut delete = stmt(SqlClass::Delete, "DELETE");
+    delete.has_where = true;
+    delete.tables_written = vec![rel(Some("app"), "orders")];
+    let v = g.decide_sql_facts("agent-7", "prod-db", "x", &facts(delete), &at(50));
+    assert_eq!(v.decision, Decision::StepUp, "{v:?}");
+    let mut truncate = stmt(SqlClass::Ddl, "TRUNCATE");
+    truncate.tables_written = vec![rel(Some("app"), "orders")];
+    let v = g.decide_sql_facts("agent-7", "prod-db", "x", &facts(truncate), &at(50));
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+}
+
+#[test]
 fn shadow_set_is_reported_not_enforced() {
     let dir = tempfile::tempdir().unwrap();
     let shadow = dir.path().join("shadow.cedar");
