@@ -177,6 +177,42 @@ fn ssh_exec_allowed_and_denied_with_exit_status_and_audit_rows() {
 }
 
 #[test]
+fn a_shell_without_a_terminal_is_refused_because_its_lines_cannot_be_decided() {
+    use std::io::Write;
+    let s = setup_with_pin(None);
+    let marker = format!("/tmp/bastion-no-pty-{}", std::process::id());
+    let mut child = Command::new("ssh")
+        .args(client_opts(&s.alice.private))
+        .args([
+            "-T",
+            "-p",
+            &s.bastion.ssh_port.to_string(),
+            "alice@web1@127.0.0.1",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A script on stdin, as `ssh host < script` sends it: it must never run.
+    let _ = child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("touch {marker}\nrm -rf /tmp/bastion-nothing\n").as_bytes());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("a shell without a terminal cannot be decided line by line"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!std::path::Path::new(&marker).exists(), "the script ran");
+    let rows = s.audit("SELECT kind, text, outcome FROM actions WHERE text = 'shell'");
+    assert!(rows.contains("shell,denied"), "{rows}");
+}
+
+#[test]
 fn ssh_wrong_target_host_key_is_refused_with_a_clear_message() {
     let s = setup_with_pin(Some(
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHN+IykXWjP2Br4kkhimPBDuh+jEy+5yaT7libx0Dqoi",

@@ -188,7 +188,9 @@ impl Shell {
             let rows: Vec<Value> = if t.starts_with('[') {
                 serde_json::from_str(&t).unwrap_or_default()
             } else {
-                t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+                t.lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
             };
             if done(&rows) || start.elapsed() > Duration::from_secs(30) {
                 return rows;
@@ -366,7 +368,9 @@ fn vim_is_one_action_and_a_secret_typed_without_echo_is_never_recorded() {
     for typed in ["hello-from-vim", ":wq", "hunter2"] {
         // Keys typed inside vim and the secret are no actions (cat's line names the file only).
         assert!(
-            !rows.iter().any(|r| r["text"].as_str().is_some_and(|t| t.contains(typed))),
+            !rows
+                .iter()
+                .any(|r| r["text"].as_str().is_some_and(|t| t.contains(typed))),
             "{typed:?} recorded as an action: {all}"
         );
     }
@@ -464,7 +468,10 @@ fn a_step_up_line_waits_for_approval_and_keys_typed_meanwhile_follow_it() {
         "{screen}"
     );
     let rows = s.shell_rows_until("eval echo approved-$((6*7))", true);
-    assert_eq!(row(&rows, "eval echo approved-$((6*7))")["decision"], "step_up");
+    assert_eq!(
+        row(&rows, "eval echo approved-$((6*7))")["decision"],
+        "step_up"
+    );
 }
 
 #[test]
@@ -476,7 +483,10 @@ fn a_step_up_line_cancelled_with_ctrl_c_never_runs() {
     s.wait_for("cancelled", 1);
     s.run("echo still-here-$((1+1))");
     let screen = s.wait_for("still-here-2", 1);
-    assert!(!screen.contains("never-42"), "the cancelled line ran:\n{screen}");
+    assert!(
+        !screen.contains("never-42"),
+        "the cancelled line ran:\n{screen}"
+    );
 }
 
 #[test]
@@ -493,7 +503,10 @@ fn lines_typed_to_an_interpreter_are_recorded_and_the_shell_is_judged_again_afte
     let rm = format!("rm -rf {}", victim.display());
     s.run(&rm);
     s.wait_for("bastion: denied by policy SH-1", 1);
-    assert!(victim.join("inside/file").exists(), "the rm after python ran");
+    assert!(
+        victim.join("inside/file").exists(),
+        "the rm after python ran"
+    );
     let rows = s.shell_rows_until(&rm, false);
     let print = row(&rows, "print('py-%d' % (6*7))");
     assert_eq!(print["decision"], "allow");
@@ -532,7 +545,10 @@ fn keys_typed_ahead_while_a_command_runs_are_judged_before_the_shell_reads_them(
     s.term.keys(&["Enter"]).unwrap();
     s.run("echo awake-$((2*2))");
     s.wait_for("awake-4", 1);
-    assert!(victim.join("inside/file").exists(), "the typed-ahead rm ran");
+    assert!(
+        victim.join("inside/file").exists(),
+        "the typed-ahead rm ran"
+    );
 }
 
 #[test]

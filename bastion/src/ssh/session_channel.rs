@@ -18,6 +18,10 @@ use std::time::Instant;
 /// Exit status of a refused exec.
 pub const REFUSED_EXIT_STATUS: u32 = 126;
 
+/// Why a shell without a pty is refused.
+pub const NO_PTY_SHELL_REFUSAL: &str = "a shell without a terminal cannot be decided line by line; \
+run commands as `ssh host 'command'` (each one is decided) or use `ssh -t` for an interactive shell";
+
 /// A `pty-req` to replay on the upstream channel.
 #[derive(Debug, Clone)]
 struct PtyRequest {
@@ -153,6 +157,23 @@ pub async fn run(
             return;
         }
     };
+    // A shell without a terminal reads its commands from stdin (`ssh -T host`, `ssh host <
+    // script`): there is no screen to read a line from, so nothing could be decided. Fail closed.
+    if matches!(purpose, Purpose::Shell) && pty.is_none() {
+        let message = NO_PTY_SHELL_REFUSAL.to_string();
+        gate.finish(
+            seq,
+            started,
+            Finished {
+                outcome: "denied",
+                message: Some(message.clone()),
+                ..Default::default()
+            },
+        )
+        .await;
+        refuse(&down_tx, &message).await;
+        return;
+    }
     // A pty shell is relayed line by line (issue 8); its shell prints the prompt marker.
     let shell_pty = match (&purpose, pty.as_ref()) {
         (Purpose::Shell, Some(p)) => Some(super::shell_relay::PtySize {

@@ -46,7 +46,10 @@ pub(super) struct PtySize {
 /// `PROMPT_COMMAND` (which prints the prompt marker) in place of any the client sent.
 pub(super) fn shell_env(mut env: Vec<(String, String)>) -> Vec<(String, String)> {
     env.retain(|(name, _)| name != "PROMPT_COMMAND");
-    env.push(("PROMPT_COMMAND".to_string(), BASH_PROMPT_COMMAND.to_string()));
+    env.push((
+        "PROMPT_COMMAND".to_string(),
+        BASH_PROMPT_COMMAND.to_string(),
+    ));
     env
 }
 
@@ -148,11 +151,8 @@ fn open_recording(
     rows: u16,
     term: &str,
 ) -> Result<recorder::CastWriter, recorder::RecorderError> {
-    let relative = recorder::recording_rel_path(
-        &gate.session_id,
-        channel,
-        chrono::Utc::now().date_naive(),
-    );
+    let relative =
+        recorder::recording_rel_path(&gate.session_id, channel, chrono::Utc::now().date_naive());
     let path = gate.config().server.audit_dir.join(&relative);
     let cast =
         recorder::CastWriter::new(&path, cols, rows, &[("TERM".to_string(), term.to_string())])?;
@@ -172,7 +172,10 @@ mod tests {
         ]);
         assert_eq!(env.len(), 2);
         assert_eq!(env[0].0, "LANG");
-        assert_eq!(env[1], ("PROMPT_COMMAND".into(), BASH_PROMPT_COMMAND.into()));
+        assert_eq!(
+            env[1],
+            ("PROMPT_COMMAND".into(), BASH_PROMPT_COMMAND.into())
+        );
     }
 
     #[test]

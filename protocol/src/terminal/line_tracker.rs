@@ -4,7 +4,7 @@
 //! history recall and line editing — or reported as unreadable.
 
 use super::input_classifier::{InputClassifier, InputEvent};
-use super::output_skip::skippable_span;
+use super::output_skip::{replacement, skippable_span};
 use super::prompt_marker::{MarkerSeen, PromptMarkerRecorder};
 use super::screen_text::{
     logical_first_row, logical_last_row, logical_line, row_is_blank, row_is_full, row_prefix,
@@ -140,7 +140,7 @@ struct LineState {
     printable_typed: usize,
     /// Output arrived after the first text character was typed.
     output_after_typing: bool,
-    /// Text was typed and no output arrived since.
+    /// A key was typed (text or an editing key) and no output arrived since.
     awaiting_echo: bool,
     /// Enter was pressed; the line waits for [`TerminalLineTracker::line_killed`] or the next
     /// input.
@@ -227,9 +227,9 @@ impl TerminalLineTracker {
 
     /// Feeds bytes the target's shell (or a program it runs) wrote to the terminal.
     ///
-    /// A large chunk that ends with two screens of lines has its middle skipped when that cannot
-    /// change what the screen shows at its end (see `output_skip`): the emulator then costs
-    /// little on `cat` of a big file.
+    /// A large chunk of many lines has its middle skipped when that cannot change what the
+    /// screen shows at its end (see `output_skip`): the emulator then costs little on `cat` of a
+    /// big file.
     pub fn feed_output(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
@@ -240,6 +240,7 @@ impl TerminalLineTracker {
                 self.feed_segment(bytes.get(..start).unwrap_or_default());
                 // The skipped lines scrolled every remembered position off the screen.
                 self.scrolled_rows += SCROLL_LOST;
+                self.parser.process(&replacement(rows));
                 self.feed_segment(bytes.get(end..).unwrap_or_default());
             }
             None => self.feed_segment(bytes),
@@ -331,10 +332,10 @@ impl TerminalLineTracker {
                     }
                     self.line.keystrokes = true;
                     self.line.redraw_expected |= item.redraw_key;
-                    if item.printable > 0 {
-                        self.line.printable_typed += item.printable;
-                        self.line.awaiting_echo = true;
-                    }
+                    self.line.printable_typed += item.printable;
+                    // Editing keys (Backspace, arrows, Ctrl-U, Tab) change the line as much as
+                    // text does: their redraw must be on the screen before the line is read.
+                    self.line.awaiting_echo = true;
                 }
             }
             events.push(item.event);
@@ -558,8 +559,9 @@ impl TerminalLineTracker {
         self.line.printable_typed > 0 && !self.line.output_after_typing
     }
 
-    /// Whether text was typed and no output has arrived since: wait briefly for the echo before
-    /// reading a submitted line, or a fast Enter is mistaken for a secret prompt.
+    /// Whether a key (text or an editing key) was typed and no output has arrived since: wait
+    /// briefly for the shell's redraw before reading a submitted line, or the line is read as it
+    /// was before the last keys (and a fast Enter is mistaken for a secret prompt).
     #[must_use]
     pub fn awaiting_echo(&self) -> bool {
         self.line.awaiting_echo

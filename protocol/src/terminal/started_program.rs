@@ -31,9 +31,37 @@ const SHELLS: &[&str] = &[
 ];
 /// Interpreters and other programs that read lines at their own prompt.
 const INTERPRETERS: &[&str] = &[
-    "ipython", "ipython3", "bpython", "pypy", "pypy3", "irb", "pry", "node", "nodejs", "lua",
-    "luajit", "R", "julia", "ghci", "scala", "sqlite3", "psql", "mysql", "mariadb", "redis-cli",
-    "mongo", "mongosh", "bc", "gdb", "lldb", "ftp", "tclsh", "guile", "racket", "ocaml", "erl",
+    "ipython",
+    "ipython3",
+    "bpython",
+    "pypy",
+    "pypy3",
+    "irb",
+    "pry",
+    "node",
+    "nodejs",
+    "lua",
+    "luajit",
+    "R",
+    "julia",
+    "ghci",
+    "scala",
+    "sqlite3",
+    "psql",
+    "mysql",
+    "mariadb",
+    "redis-cli",
+    "mongo",
+    "mongosh",
+    "bc",
+    "gdb",
+    "lldb",
+    "ftp",
+    "tclsh",
+    "guile",
+    "racket",
+    "ocaml",
+    "erl",
     "iex",
 ];
 /// Words that run the rest of the line as the command.
@@ -87,8 +115,10 @@ fn program_of(words: &[&str]) -> Option<StartedProgram> {
             program_of(tail)
         }
         "sudo" | "doas" => sudo(name, args),
-        "su" => (!args.iter().any(|a| *a == "-c" || a.starts_with("--command")))
-            .then(|| shell("su")),
+        "su" => (!args
+            .iter()
+            .any(|a| *a == "-c" || a.starts_with("--command")))
+        .then(|| shell("su")),
         "ssh" | "mosh" => remote_shell(name, args),
         _ if SHELLS.contains(&name) => interactive_shell(name, args),
         _ if is_python(name) => repl_without_script(name, args),
@@ -154,7 +184,11 @@ fn sudo(name: &str, args: &[&str]) -> Option<StartedProgram> {
         {
             login_shell = true;
         }
-        index += if SUDO_VALUE_OPTIONS.contains(word) { 2 } else { 1 };
+        index += if SUDO_VALUE_OPTIONS.contains(word) {
+            2
+        } else {
+            1
+        };
     }
     match args.get(index..) {
         Some(command) if !command.is_empty() => program_of(command),

@@ -655,10 +655,7 @@ fn interpreter_prompt_is_read_by_echo_with_its_prefix() {
     tracker.feed_output(b"\r\n\x1b[?2004l\rPython 3.11.2\r\n>>> ");
     type_keys(&mut tracker, b"print(6*7)", b"print(6*7)");
     tracker.on_input(b"\r");
-    assert_eq!(
-        tracker.submitted_line_by_echo(),
-        line("print(6*7)")
-    );
+    assert_eq!(tracker.submitted_line_by_echo(), line("print(6*7)"));
     assert_eq!(tracker.read_prompt_prefix(), Some(">>> "));
     tracker.enter_forwarded();
     // exit() brings the shell's marked prompt back.
@@ -685,7 +682,11 @@ fn current_line_is_empty_after_the_kill_echo() {
         assert_eq!(press_enter(&mut tracker), line("rm -rf /x"));
         tracker.line_killed();
         assert_eq!(tracker.current_line(), line("rm -rf /x"));
-        let back = if marked { b"\r\x1b[6C\x1b[K" } else { b"\r\x1b[2C\x1b[K" };
+        let back = if marked {
+            b"\r\x1b[6C\x1b[K"
+        } else {
+            b"\r\x1b[2C\x1b[K"
+        };
         tracker.feed_output(back);
         assert_eq!(tracker.current_line(), line(""), "marked: {marked}");
     }
@@ -753,4 +754,40 @@ fn alternate_screen_switch_inside_a_large_chunk_is_not_skipped() {
 #[test]
 fn prompt_command_appends_the_marker_suffix() {
     assert!(BASH_PROMPT_COMMAND.contains(BASH_PROMPT_MARKER_SUFFIX));
+}
+
+#[test]
+fn skipped_chunk_of_wrapping_coloured_lines_from_the_top_matches_the_whole_chunk() {
+    let mut chunk = Vec::new();
+    for i in 0..600 {
+        let width = 20 + (i * 37) % 170;
+        chunk.extend_from_slice(format!("\x1b[3{}m{i}\t", i % 8).as_bytes());
+        chunk.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, width));
+        chunk.extend_from_slice(b"\x1b[0m\x1b[K\r\n");
+    }
+    chunk.extend_from_slice(b"tail without newline");
+    for start in [&b"\x1b[H\x1b[2J"[..], &b"$ "[..], &b"\x1b[10;5Hmid"[..]] {
+        let mut tracker = TerminalLineTracker::new(24, 80);
+        tracker.feed_output(start);
+        tracker.feed_output(&chunk);
+        let mut plain = vt100::Parser::new(24, 80, 0);
+        plain.process(start);
+        plain.process(&chunk);
+        assert_eq!(tracker.screen().contents(), plain.screen().contents());
+        assert_eq!(
+            tracker.screen().cursor_position(),
+            plain.screen().cursor_position()
+        );
+    }
+}
+
+#[test]
+fn editing_keys_wait_for_their_redraw_like_text() {
+    let mut tracker = at_bash_prompt();
+    type_keys(&mut tracker, b"echo rm -rf /x", b"echo rm -rf /x");
+    assert!(!tracker.awaiting_echo());
+    tracker.on_input(b"\x01\x1b[3~");
+    assert!(tracker.awaiting_echo(), "Home and Delete change the line");
+    tracker.feed_output(b"\r\x1b[2C\x1b[1P");
+    assert!(!tracker.awaiting_echo());
 }

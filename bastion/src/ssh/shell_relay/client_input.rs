@@ -27,6 +27,9 @@ const ECHO_QUIET: Duration = Duration::from_millis(20);
 const KILL_ECHO_WAIT: Duration = Duration::from_millis(300);
 /// Output must pause this long before a prompt without marker counts as shown.
 const PROMPT_QUIET: Duration = Duration::from_millis(50);
+/// Reads of one submitted line: an allowed line whose screen text changed before its Enter was
+/// sent (a late redraw) is read and decided again, this many times at most.
+const MAX_READS: usize = 3;
 /// Client bytes held while a line is decided; beyond it the client is not read (flow control).
 const MAX_HELD_BYTES: usize = 64 * 1024;
 /// Ctrl-C.
@@ -54,6 +57,8 @@ enum Submitted {
     Killed { fresh_prompt: bool },
     /// The user cancelled it with Ctrl-C while it was held.
     Interrupted,
+    /// It was allowed, but the screen no longer shows the text that was decided: read it again.
+    Changed,
     /// The client or the target went away.
     Gone,
 }
@@ -203,7 +208,6 @@ impl ClientInput {
 
     /// Writes bytes to the target; a target that is gone ends the input side.
     async fn send(&mut self, bytes: Vec<u8>) {
-        tracing::debug!("TMPDEBUG send {:?}", String::from_utf8_lossy(&bytes));
         if self.up_tx.data_bytes(bytes).await.is_err() {
             self.closed = true;
         }
@@ -215,6 +219,25 @@ impl ClientInput {
 
     /// Reads, decides and forwards (or refuses) the line submitted with `enter`.
     async fn submit(&mut self, enter: u8) -> Submitted {
+        for _ in 0..MAX_READS {
+            let submitted = self.read_and_decide(enter).await;
+            if submitted != Submitted::Changed {
+                return submitted;
+            }
+        }
+        let reason = "the line kept changing while it was decided";
+        match self
+            .gate
+            .admit(SshAction::UnreadableLine { reason }, |_| async {})
+            .await
+        {
+            Admission::Allowed { .. } => self.forward_enter(enter, false).await,
+            Admission::Refused { message, .. } => self.refuse(&message).await,
+        }
+    }
+
+    /// One reading of the submitted line and what follows from it.
+    async fn read_and_decide(&mut self, enter: u8) -> Submitted {
         self.wait_for_echo().await;
         let (reading, prompt, at_marked_prompt) = {
             let mut state = self.term.lock();
@@ -227,7 +250,6 @@ impl ClientInput {
             let prompt = state.tracker.read_prompt_prefix().map(str::to_string);
             (reading, prompt, state.tracker.marker_since_line_start())
         };
-        tracing::debug!(session = %self.gate.session_id, ?reading, ?prompt, at_marked_prompt, "line submitted");
         self.follow_interpreter(at_marked_prompt, prompt.as_deref());
         let program = self.interpreter.as_ref().map(|i| i.name.clone());
         match rule_for(&reading, program.as_deref()) {
@@ -331,12 +353,42 @@ impl ClientInput {
                     .await;
                 self.interrupt_line("cancelled with Ctrl-C").await
             }
-            Some(Admission::Allowed { seq }) => self.run_line(seq, &text, enter, prompt).await,
+            Some(Admission::Allowed { seq }) => {
+                if !self.line_still_reads(&text).await {
+                    // A redraw arrived after the line was read: what the shell holds is not what
+                    // was decided. This decision is void; the line is read again.
+                    self.gate
+                        .finish(
+                            seq,
+                            Instant::now(),
+                            Finished {
+                                outcome: "cancelled",
+                                message: Some(
+                                    "the line changed on the screen before Enter was sent"
+                                        .to_string(),
+                                ),
+                                ..Default::default()
+                            },
+                        )
+                        .await;
+                    return Submitted::Changed;
+                }
+                self.run_line(seq, &text, enter, prompt).await
+            }
             Some(Admission::Refused { message, .. }) if interrupted => {
                 self.interrupt_line(&message).await
             }
             Some(Admission::Refused { message, .. }) => self.refuse(&message).await,
             None => self.refuse("the line could not be decided").await,
+        }
+    }
+
+    /// Whether the screen, once output pauses, still shows `text` as the line being submitted.
+    async fn line_still_reads(&mut self, text: &str) -> bool {
+        self.wait_for_echo().await;
+        match self.term.lock().tracker.current_line() {
+            LineReading::Line(now) | LineReading::Unprompted(now) => now == text,
+            LineReading::Unknown(_) => false,
         }
     }
 
@@ -430,7 +482,8 @@ impl ClientInput {
         self.notice(notices::refused(message)).await;
         let empty = {
             let mut state = self.term.lock();
-            let empty = matches!(state.tracker.current_line(), LineReading::Line(ref t) if t.is_empty());
+            let empty =
+                matches!(state.tracker.current_line(), LineReading::Line(ref t) if t.is_empty());
             if empty {
                 state.tracker.enter_forwarded();
             }
@@ -476,7 +529,8 @@ impl ClientInput {
                     program: &program,
                     line,
                 };
-                if let Admission::Refused { message, .. } = self.gate.admit(action, |_| async {}).await
+                if let Admission::Refused { message, .. } =
+                    self.gate.admit(action, |_| async {}).await
                 {
                     return self.notice(notices::refused(&message)).await;
                 }
@@ -508,7 +562,7 @@ impl ClientInput {
             match self.submit(b'\r').await {
                 Submitted::Forwarded | Submitted::Killed { fresh_prompt: true } => {}
                 Submitted::Gone => return,
-                Submitted::Killed { .. } | Submitted::Interrupted => {
+                Submitted::Killed { .. } | Submitted::Interrupted | Submitted::Changed => {
                     let left = count - index - 1;
                     if left > 0 {
                         self.notice(notices::paste_dropped(left)).await;

@@ -34,10 +34,7 @@ pub(super) enum LineRule<'a> {
 
 /// The rule for `reading`; `interpreter` names the interpreter at whose prompt the line was
 /// typed, if the session knows one is running.
-pub(super) fn rule_for<'a>(
-    reading: &'a LineReading,
-    interpreter: Option<&'a str>,
-) -> LineRule<'a> {
+pub(super) fn rule_for<'a>(reading: &'a LineReading, interpreter: Option<&'a str>) -> LineRule<'a> {
     match reading {
         LineReading::Line(text) | LineReading::Unprompted(text) if text.trim().is_empty() => {
             LineRule::Forward

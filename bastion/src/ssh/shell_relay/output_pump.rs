@@ -106,7 +106,6 @@ async fn forward_output(
     gate: &SessionGate,
     done: &mut Finished,
 ) -> bool {
-    tracing::debug!("TMPDEBUG out {:?}", String::from_utf8_lossy(data));
     done.bytes_out += data.len() as u64;
     gate.info.count(0, data.len() as u64);
     let finished = term.lock().on_output(data);
