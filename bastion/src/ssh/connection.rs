@@ -116,7 +116,11 @@ pub async fn serve_connection(
     ended.cancel();
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "ssh connection ended with an error");
-        set_reason(&outcome, &format!("error: {e}"));
+        let reason = match e {
+            russh::Error::InactivityTimeout => "idle_timeout".to_string(),
+            e => format!("error: {e}"),
+        };
+        set_reason(&outcome, &reason);
     }
     let (session, reason) = {
         let mut g = outcome.lock().unwrap_or_else(|e| e.into_inner());

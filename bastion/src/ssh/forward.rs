@@ -114,12 +114,13 @@ struct RemoteForward {
     cancelled: CancellationToken,
 }
 
-/// The session's remote forwards, by the (address, port) the target listens on.
-type RemoteForwards = Arc<Mutex<HashMap<(String, u32), Arc<RemoteForward>>>>;
+/// Remote forwards by the (address, port) the target listens on.
+type ForwardMap = HashMap<(String, u32), Arc<RemoteForward>>;
 
-fn lock(
-    forwards: &RemoteForwards,
-) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<RemoteForward>>> {
+/// The session's remote forwards.
+type RemoteForwards = Arc<Mutex<ForwardMap>>;
+
+fn lock(forwards: &RemoteForwards) -> std::sync::MutexGuard<'_, ForwardMap> {
     forwards.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -162,9 +163,13 @@ impl ForwardedSink {
         originator_port: u32,
         reply: client::ChannelOpenHandle,
     ) {
-        let forward = lock(&self.forwards)
-            .get(&(address.to_string(), port))
-            .cloned();
+        // Asked for port 0, the forward is filed under 0 until the target says which it chose.
+        let forward = {
+            let map = lock(&self.forwards);
+            map.get(&(address.to_string(), port))
+                .or_else(|| map.get(&(address.to_string(), 0)))
+                .cloned()
+        };
         let (Some(gate), Some(forward)) = (self.gate.get().cloned(), forward) else {
             tracing::warn!(%address, port, "target opened a forwarded connection for no admitted forward: refused");
             reply
@@ -190,9 +195,9 @@ impl ForwardedSink {
         });
     }
 
-    /// Keeps an admitted forward and journals its outcome when it is cancelled or the session
-    /// ends.
-    fn keep(&self, address: &str, port: u32, seq: i64, started: Instant, gate: Arc<SessionGate>) {
+    /// Registers an admitted forward before the target is asked to listen, so a connection the
+    /// target hands back at once finds it. A second forward on the same key ends the first.
+    fn begin(&self, address: &str, port: u32, seq: i64, started: Instant) -> Arc<RemoteForward> {
         let forward = Arc::new(RemoteForward {
             seq,
             started,
@@ -200,10 +205,35 @@ impl ForwardedSink {
             connections: AtomicU64::new(0),
             cancelled: CancellationToken::new(),
         });
-        let key = (address.to_string(), port);
-        if let Some(old) = lock(&self.forwards).insert(key.clone(), forward.clone()) {
-            // The same forward asked twice: the earlier one ends here.
+        if let Some(old) = lock(&self.forwards).insert((address.to_string(), port), forward.clone())
+        {
             old.cancelled.cancel();
+        }
+        forward
+    }
+
+    /// The target listens: files the forward under the port it bound (asked for port 0, it
+    /// chose one) and journals its outcome when the client cancels it or the session ends.
+    fn settle(
+        &self,
+        address: &str,
+        (asked, bound): (u32, u32),
+        forward: Arc<RemoteForward>,
+        gate: Arc<SessionGate>,
+    ) {
+        let key = (address.to_string(), bound);
+        if asked != bound {
+            let mut map = lock(&self.forwards);
+            let asked_key = (address.to_string(), asked);
+            if map
+                .get(&asked_key)
+                .is_some_and(|f| Arc::ptr_eq(f, &forward))
+            {
+                map.remove(&asked_key);
+            }
+            if let Some(old) = map.insert(key.clone(), forward.clone()) {
+                old.cancelled.cancel();
+            }
         }
         let (forwards, ended) = (self.forwards.clone(), self.session_ended.clone());
         tokio::spawn(async move {
@@ -219,19 +249,24 @@ impl ForwardedSink {
             }
             let (bytes_in, bytes_out) = forward.counters.totals();
             let connections = forward.connections.load(Ordering::Relaxed);
-            gate.finish(
-                forward.seq,
-                forward.started,
-                Finished {
-                    outcome: "ok",
-                    bytes_in,
-                    bytes_out,
-                    message: Some(format!("{connections} connection(s) forwarded")),
-                    ..Default::default()
-                },
-            )
-            .await;
+            let done = Finished {
+                outcome: "ok",
+                bytes_in,
+                bytes_out,
+                message: Some(format!("{connections} connection(s) forwarded")),
+                ..Default::default()
+            };
+            gate.finish(forward.seq, forward.started, done).await;
         });
+    }
+
+    /// The target would not listen: forgets the forward.
+    fn abandon(&self, address: &str, port: u32, forward: &Arc<RemoteForward>) {
+        let key = (address.to_string(), port);
+        let mut map = lock(&self.forwards);
+        if map.get(&key).is_some_and(|f| Arc::ptr_eq(f, forward)) {
+            map.remove(&key);
+        }
     }
 
     /// Forgets the forward on (address, port) and journals its outcome; false if none.
@@ -274,13 +309,15 @@ pub async fn remote_forward(
             return None;
         }
     };
+    let forward = sink.begin(address, port, seq, started);
     match upstream.tcpip_forward(address.to_string(), port).await {
         Ok(bound) => {
             let bound = if bound == 0 { port } else { bound };
-            sink.keep(address, bound, seq, started, gate.clone());
+            sink.settle(address, (port, bound), forward, gate.clone());
             Some(bound)
         }
         Err(e) => {
+            sink.abandon(address, port, &forward);
             gate.finish(
                 seq,
                 started,
@@ -312,8 +349,12 @@ pub async fn cancel_remote_forward(
     known && cancelled
 }
 
-/// Relays a forwarded byte stream both ways until both sides are done (or the session is
-/// killed), adding to `counters` and the session's totals.
+/// Relays a forwarded byte stream both ways until either side closes the channel (or the
+/// session is killed), adding to `counters` and the session's totals.
+///
+/// The first CLOSE ends both directions: the other side can no longer receive, and when the
+/// bastion closed the target's channel first, russh drops the target's CLOSE reply, so waiting
+/// for it would hold the channel (and its place under the channel limit) for good.
 pub async fn pipe(
     down: Channel<server::Msg>,
     up: Channel<client::Msg>,
@@ -323,42 +364,52 @@ pub async fn pipe(
     let (down_rx, down_tx) = down.split();
     let (up_rx, up_tx) = up.split();
     let info = gate.info.clone();
-    let a = one_way(down_rx, up_tx, &counters.bytes_in, {
+    let closed = gate.cancelled().child_token();
+    let a = one_way(down_rx, up_tx, &counters.bytes_in, &closed, {
         let info = info.clone();
         move |n| info.count(n, 0)
     });
-    let b = one_way(up_rx, down_tx, &counters.bytes_out, move |n| {
+    let b = one_way(up_rx, down_tx, &counters.bytes_out, &closed, move |n| {
         info.count(0, n)
     });
-    let kill = gate.cancelled();
-    tokio::select! {
-        _ = async { tokio::join!(a, b) } => {}
-        _ = kill.cancelled() => {}
-    }
+    tokio::join!(a, b);
 }
 
+/// One direction of [`pipe`]; a CLOSE (or the end of `rx`) is passed on and cancels `closed`,
+/// which ends the other direction too, even while it waits for window space.
 async fn one_way<S>(
     mut rx: ChannelReadHalf,
     tx: ChannelWriteHalf<S>,
     counter: &AtomicU64,
+    closed: &CancellationToken,
     count: impl Fn(u64),
 ) where
     S: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
 {
     loop {
-        match rx.wait().await {
+        let msg = tokio::select! {
+            m = rx.wait() => m,
+            _ = closed.cancelled() => break,
+        };
+        match msg {
             Some(ChannelMsg::Data { data }) => {
-                counter.fetch_add(data.len() as u64, Ordering::Relaxed);
-                count(data.len() as u64);
-                if tx.data_bytes(data).await.is_err() {
+                let n = data.len() as u64;
+                let sent = tokio::select! {
+                    r = tx.data_bytes(data) => r.is_ok(),
+                    _ = closed.cancelled() => false,
+                };
+                if !sent {
                     break;
                 }
+                counter.fetch_add(n, Ordering::Relaxed);
+                count(n);
             }
             Some(ChannelMsg::Eof) => {
                 let _ = tx.eof().await;
             }
             Some(ChannelMsg::Close) | None => {
                 let _ = tx.close().await;
+                closed.cancel();
                 break;
             }
             Some(_) => {}

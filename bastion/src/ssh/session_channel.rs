@@ -281,6 +281,10 @@ async fn relay(
     let info = gate.info.clone();
     let bytes_in = Arc::new(AtomicU64::new(0));
     let counter = bytes_in.clone();
+    // The client closing its side ends the relay even if the target's close reply never comes
+    // (russh drops it once we have closed our side), so the channel slot and its row are freed.
+    let client_closed = Arc::new(tokio::sync::Notify::new());
+    let closed_signal = client_closed.clone();
     let client_to_target = tokio::spawn(async move {
         loop {
             match down_rx.wait().await {
@@ -315,6 +319,7 @@ async fn relay(
                 }
                 Some(ChannelMsg::Close) | None => {
                     let _ = up_tx.close().await;
+                    closed_signal.notify_one();
                     break;
                 }
                 Some(_) => {}
@@ -326,8 +331,21 @@ async fn relay(
         ..Default::default()
     };
     let id = down_tx.id();
+    // The target's end of output is held until its exit status (or close): a client that closes
+    // on EOF (an OpenSSH multiplexing master) would otherwise lose the exit status.
+    let mut eof_held = false;
     loop {
-        match up_rx.wait().await {
+        let next = tokio::select! {
+            msg = up_rx.wait() => msg,
+            () = client_closed.notified() => {
+                if done.exit_status.is_none() && done.message.is_none() {
+                    done.outcome = "cancelled";
+                    done.message = Some("the client closed the channel first".to_string());
+                }
+                break;
+            }
+        };
+        match next {
             Some(ChannelMsg::Data { data }) => {
                 done.bytes_out += data.len() as u64;
                 gate.info.count(0, data.len() as u64);
@@ -345,12 +363,19 @@ async fn relay(
                 }
             }
             Some(ChannelMsg::Eof) => {
-                let _ = down_tx.eof().await;
+                if done.exit_status.is_some() || done.message.is_some() {
+                    let _ = down_tx.eof().await;
+                } else {
+                    eof_held = true;
+                }
             }
             Some(ChannelMsg::ExitStatus { exit_status }) => {
                 done.exit_status = i32::try_from(exit_status).ok();
                 done.outcome = if exit_status == 0 { "ok" } else { "error" };
                 let _ = down_tx.exit_status(exit_status).await;
+                if std::mem::take(&mut eof_held) {
+                    let _ = down_tx.eof().await;
+                }
             }
             Some(ChannelMsg::ExitSignal {
                 signal_name,
@@ -363,6 +388,9 @@ async fn relay(
                 let _ = handle
                     .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
                     .await;
+                if std::mem::take(&mut eof_held) {
+                    let _ = down_tx.eof().await;
+                }
             }
             Some(ChannelMsg::Failure) => {
                 // The target refused the exec/shell/pty request.

@@ -67,8 +67,9 @@ impl OpenFile {
 enum Pending {
     /// An `open`/`opendir`: the HANDLE reply names the file.
     Open { seq: i64, started: Instant },
-    /// A decided one-shot operation: its STATUS is the outcome.
-    Op { seq: i64, started: Instant },
+    /// A decided one-shot operation: its STATUS is the outcome of each of its actions (a
+    /// rename is two: the old path and the new).
+    Op { seqs: Vec<i64>, started: Instant },
     /// A READ on a tracked handle at an offset.
     Read { handle: Bytes, offset: u64 },
     /// A CLOSE of a tracked handle.
@@ -131,12 +132,30 @@ pub async fn run(
         let _ = down.close().await;
     }
     requests.abort();
-    // Files still open when the channel ended.
-    let leftovers: Vec<_> = lock(&state)
-        .files
-        .drain()
-        .map(|(_, f)| f.finished("unknown"))
-        .collect();
+    // Files still open, and decided requests still unanswered, when the channel ended.
+    let leftovers: Vec<_> = {
+        let mut st = lock(&state);
+        let unanswered = || Finished {
+            outcome: "unknown",
+            message: Some("no reply from the target before the channel ended".into()),
+            ..Default::default()
+        };
+        let mut out: Vec<_> = st
+            .files
+            .drain()
+            .map(|(_, f)| f.finished("unknown"))
+            .collect();
+        for pending in st.pending.drain().map(|(_, p)| p) {
+            match pending {
+                Pending::Open { seq, started } => out.push((seq, started, unanswered())),
+                Pending::Op { seqs, started } => {
+                    out.extend(seqs.into_iter().map(|seq| (seq, started, unanswered())))
+                }
+                Pending::Read { .. } | Pending::Close { .. } => {}
+            }
+        }
+        out
+    };
     for (seq, started, done) in leftovers {
         gate.finish(seq, started, done).await;
     }
@@ -340,7 +359,7 @@ async fn handle_request(
         }
     };
     let started = Instant::now();
-    let mut last_seq = None;
+    let mut seqs = Vec::new();
     for (op, verb, path) in &needed {
         match gate
             .admit(
@@ -353,8 +372,17 @@ async fn handle_request(
             )
             .await
         {
-            Admission::Allowed { seq } => last_seq = Some(seq),
+            Admission::Allowed { seq } => seqs.push(seq),
             Admission::Refused { message, .. } => {
+                // The parts already allowed are not forwarded either.
+                for seq in seqs {
+                    let done = Finished {
+                        outcome: "cancelled",
+                        message: Some(format!("not forwarded: {verb} {path} was refused")),
+                        ..Default::default()
+                    };
+                    gate.finish(seq, started, done).await;
+                }
                 return send_down(
                     down,
                     Response::permission_denied(id, &format!("bastion: {message}")).raw,
@@ -365,12 +393,12 @@ async fn handle_request(
     }
     {
         let mut st = lock(state);
-        match (&request, last_seq) {
+        match (&request, seqs.last().copied()) {
             (Request::Open { .. } | Request::Opendir { .. }, Some(seq)) => {
                 st.pending.insert(id, Pending::Open { seq, started });
             }
-            (_, Some(seq)) => {
-                st.pending.insert(id, Pending::Op { seq, started });
+            (_, Some(_)) => {
+                st.pending.insert(id, Pending::Op { seqs, started });
             }
             (
                 Request::Write {
@@ -456,6 +484,16 @@ async fn target_to_client(
     }
 }
 
+/// The outcome a STATUS reply gives a decided operation.
+fn status_outcome(code: StatusCode, message: &str) -> Finished {
+    let ok = code == StatusCode::OK;
+    Finished {
+        outcome: if ok { "ok" } else { "error" },
+        message: (!ok).then(|| format!("{}: {message}", code.name())),
+        ..Default::default()
+    }
+}
+
 /// Updates the per-file records from a reply; returns outcomes to journal.
 fn track_response(response: &Response, state: &Shared) -> Vec<(i64, Instant, Finished)> {
     let mut st = lock(state);
@@ -478,20 +516,13 @@ fn track_response(response: &Response, state: &Shared) -> Vec<(i64, Instant, Fin
                 },
             );
         }
-        (
-            Pending::Open { seq, started } | Pending::Op { seq, started },
-            Response::Status { code, message, .. },
-        ) => {
-            let ok = *code == StatusCode::OK;
-            out.push((
-                seq,
-                started,
-                Finished {
-                    outcome: if ok { "ok" } else { "error" },
-                    message: (!ok).then(|| format!("{}: {message}", code.name())),
-                    ..Default::default()
-                },
-            ));
+        (Pending::Open { seq, started }, Response::Status { code, message, .. }) => {
+            out.push((seq, started, status_outcome(*code, message)));
+        }
+        (Pending::Op { seqs, started }, Response::Status { code, message, .. }) => {
+            for seq in seqs {
+                out.push((seq, started, status_outcome(*code, message)));
+            }
         }
         (Pending::Read { handle, offset }, Response::Data { data, .. }) => {
             if let Some(f) = st.files.get_mut(&handle) {
