@@ -68,6 +68,34 @@ fn check(body: impl FnOnce(&Path, String) -> String) -> (i32, String, String) {
 }
 
 #[test]
+fn check_prints_the_ssh_host_key_fingerprint_it_will_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = valid(dir.path()).replace(
+        "postgres_listen = \"127.0.0.1:0\"",
+        "postgres_listen = \"127.0.0.1:0\"\nssh_listen = \"127.0.0.1:0\"",
+    );
+    let path = dir.path().join("bastion.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = path.to_str().unwrap();
+    let out = run_bastion(&["check", "--config", config]).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ssh host key: "))
+        .unwrap_or_else(|| panic!("no fingerprint line: {stdout}"));
+    assert!(line.starts_with("SHA256:"), "{line}");
+    // The same key `keys host-fingerprint` reports, and the same on the next check.
+    let keys = run_bastion(&["keys", "host-fingerprint", "--config", config]).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&keys.stdout).lines().next(),
+        Some(line)
+    );
+    let again = run_bastion(&["check", "--config", config]).unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains(line));
+}
+
+#[test]
 fn valid_config_passes_check() {
     let (code, out, err) = check(|_, c| c);
     assert_eq!(code, 0, "stderr: {err}");

@@ -136,7 +136,7 @@ pub fn key_is_authorized(allowed: &[String], key: &PublicKey) -> bool {
 pub enum CertRejection {
     /// No user CA is configured.
     #[error(
-        "no user certificate authority is trusted ({})",
+        "no user certificate authority is trusted (set [server] ssh_user_ca, or put {} in the state directory's ssh/)",
         super::keys::USER_CA_FILE
     )]
     NoTrustedCa,
