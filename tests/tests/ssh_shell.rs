@@ -293,6 +293,35 @@ fn allowed_lines_run_and_a_denied_line_is_erased_with_a_red_notice() {
     assert!(cast.starts_with("{\"version\":2"), "{cast}");
     assert!(cast.contains("hello-42"), "{cast}");
     assert!(cast.contains("bastion: denied by policy SH-1"), "{cast}");
+
+    // The sessions row names the recording, and the auditor's replay commands read it back.
+    let sessions = s.audit_until(
+        "SELECT session_id, recording FROM sessions WHERE recording IS NOT NULL",
+        |rows| !rows.is_empty(),
+    );
+    let session = sessions
+        .first()
+        .unwrap_or_else(|| panic!("no sessions row with a recording"));
+    let recording = session["recording"].as_str().unwrap();
+    assert!(
+        s.bastion.dir.path().join("audit").join(recording).exists(),
+        "{recording}"
+    );
+    let id = session["session_id"].as_str().unwrap();
+    let played = s
+        .bastion
+        .cli(&["audit", "replay", id, "--speed", "0"])
+        .unwrap();
+    assert!(played.status.success(), "{}", text(&played.stderr));
+    assert!(text(&played.stdout).contains("hello-42"));
+    let listed = s
+        .bastion
+        .cli(&["audit", "replay", "--actions", id])
+        .unwrap();
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed = text(&listed.stdout);
+    assert!(listed.contains("echo hello-$((6*7))"), "{listed}");
+    assert!(listed.contains(&rm) && listed.contains("deny"), "{listed}");
 }
 
 #[test]

@@ -140,7 +140,13 @@ pub async fn serve_connection(
             bytes_in: handle.info.bytes_in.load(Ordering::Relaxed) as i64,
             bytes_out: handle.info.bytes_out.load(Ordering::Relaxed) as i64,
         };
-        if let Err(e) = services.recorder.session_end(row).await {
+        // The first shell channel's recording (all of them are found by `audit replay`).
+        let recording = gate.recordings().into_iter().next();
+        if let Err(e) = services
+            .recorder
+            .session_end_with_recording(row, recording)
+            .await
+        {
             tracing::error!(error = %e, "cannot record session end");
         }
         drop(handle);
