@@ -382,7 +382,10 @@ async fn entry(
         .await?;
         return Ok(None);
     };
-    let ctx = super::relay::request_context(peer, None);
+    let ctx = policies::RequestContext {
+        risk: rec.risk.iter().map(|f| f.as_str().to_string()).collect(),
+        ..super::relay::request_context(peer, None)
+    };
     let verdict = shared
         .engine()
         .decide_connect(&route.identity, &route.target, &ctx);

@@ -49,6 +49,7 @@ pub fn request_context(peer: SocketAddr, mfa_at: Option<Instant>) -> RequestCont
         source_ip: Some(peer.ip()),
         mfa_age_secs: mfa_at.map(|t| t.elapsed().as_secs()),
         now_unix: chrono::Utc::now().timestamp(),
+        risk: Vec::new(),
     }
 }
 

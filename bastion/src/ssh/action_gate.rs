@@ -189,6 +189,7 @@ impl SessionGate {
             source_ip: Some(self.source_ip),
             mfa_age_secs: None,
             now_unix: chrono::Utc::now().timestamp(),
+            risk: Vec::new(),
         }
     }
 

@@ -42,6 +42,8 @@ struct Proven {
     user: User,
     target: Target,
     session_id: String,
+    /// Entry risk flags, for the `connect` decision's `context.risk`.
+    risk: Vec<String>,
 }
 
 /// A session past entry, connected upstream.
@@ -239,6 +241,7 @@ impl Connection {
                     user,
                     target,
                     session_id,
+                    risk: flags.iter().map(|f| f.as_str().to_string()).collect(),
                 });
                 Auth::Accept
             }
@@ -306,6 +309,7 @@ impl Connection {
             source_ip: Some(self.peer.ip()),
             mfa_age_secs: None,
             now_unix: chrono::Utc::now().timestamp(),
+            risk: proven.risk.clone(),
         };
         let verdict =
             (services.engine)().decide_connect(&proven.user.name, &proven.target.name, &ctx);

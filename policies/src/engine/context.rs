@@ -18,6 +18,8 @@ pub(crate) struct CommonFacts {
     pub mfa_age: i64,
     /// `context.grants`: actions covered by an active grant.
     pub grants: Vec<String>,
+    /// `context.risk`: entry risk flags of the session.
+    pub risk: Vec<String>,
 }
 
 type Pairs = Vec<(String, RestrictedExpression)>;
@@ -41,6 +43,7 @@ fn common(c: &CommonFacts) -> Pairs {
             "grants".to_string(),
             set(c.grants.iter().map(String::as_str)),
         ),
+        ("risk".to_string(), set(c.risk.iter().map(String::as_str))),
     ];
     if let Some(ip) = c.source_ip {
         pairs.push((

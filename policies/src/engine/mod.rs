@@ -517,6 +517,7 @@ impl Engine {
                 .mfa_age_secs
                 .map_or(NEVER, |a| i64::try_from(a).unwrap_or(NEVER)),
             grants,
+            risk: ctx.risk.clone(),
         }
     }
 
@@ -627,6 +628,9 @@ impl Engine {
         }
         if uses_mfa_age {
             key.push_str(&format!("\u{0}m{:?}", ctx.mfa_age_secs));
+        }
+        if !ctx.risk.is_empty() {
+            key.push_str(&format!("\u{0}r{}", ctx.risk.join(",")));
         }
         key.push('\u{0}');
         key.push_str(text_key);

@@ -105,7 +105,7 @@ impl Default for EngineOptions {
 }
 
 /// Circumstances of one request, supplied by the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RequestContext {
     /// The client's address, if known (`context.source_ip`).
     pub source_ip: Option<IpAddr>,
@@ -113,6 +113,9 @@ pub struct RequestContext {
     pub mfa_age_secs: Option<u64>,
     /// Now, seconds since the Unix epoch (`context.time`).
     pub now_unix: i64,
+    /// Risk flags raised when the session's identity entered (`context.risk`): `new_source`,
+    /// `failure_burst`, `outside_hours`, `revoked_token_reuse`. Empty when none.
+    pub risk: Vec<String>,
 }
 
 /// An SFTP operation class.

@@ -7,7 +7,9 @@
 )]
 use super::*;
 use crate::shell::{ShellCommandFacts, ShellLineFacts};
-use crate::sql::{CopyEndpoint, Relation, SqlClass, SqlMessageFacts, SqlStatementFacts};
+use crate::sql::{
+    CopyEndpoint, Relation, SqlClass, SqlMessageFacts, SqlSession, SqlStatementFacts,
+};
 use std::path::PathBuf;
 
 pub(crate) fn pack_dir() -> PathBuf {
@@ -566,6 +568,56 @@ fn an_agent_grant_stands_in_for_the_approval_only_for_its_action_and_tables_unti
     truncate.tables_written = vec![rel(Some("app"), "orders")];
     let v = g.decide_sql_facts("agent-7", "prod-db", "x", &facts(truncate), &at(50));
     assert_eq!(v.decision, Decision::Deny, "{v:?}");
+}
+
+#[test]
+fn entry_risk_flags_are_policy_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("risk.cedar");
+    std::fs::write(
+        &file,
+        r#"@id("ALL") permit (principal, action, resource);
+@id("RISK-hours") @message("entry outside working hours")
+forbid (principal, action == Action::"connect", resource)
+when { context.risk.contains("outside_hours") };
+@id("RISK-new-source") @step_up("mfa") @message("new source: prove it")
+forbid (principal, action in Action::"sql", resource)
+when { context.risk.contains("new_source") && context.mfa_age > 300 };
+"#,
+    )
+    .unwrap();
+    let (p, t) = identities();
+    let opts = EngineOptions {
+        policy_paths: vec![file],
+        cache_capacity: 100,
+        ..Default::default()
+    };
+    let e = Engine::load(opts, p, t).unwrap();
+    let risky = |flags: &[&str]| RequestContext {
+        risk: flags.iter().map(|f| f.to_string()).collect(),
+        ..Default::default()
+    };
+    let calm = e.decide_connect("alice", "prod-db", &risky(&[]));
+    assert_eq!(calm.decision, Decision::Allow, "{calm:?}");
+    let late = e.decide_connect("alice", "prod-db", &risky(&["new_source", "outside_hours"]));
+    assert_verdict(&late, Decision::Deny, None, "RISK-hours");
+    // In-session decisions see the flags too, and the cache keeps them apart.
+    let mut session = SqlSession::default();
+    let plain = e.decide_sql("alice", "prod-db", "SELECT 1", &mut session, &risky(&[]));
+    assert_eq!(plain.decision, Decision::Allow, "{plain:?}");
+    let new_source = e.decide_sql(
+        "alice",
+        "prod-db",
+        "SELECT 1",
+        &mut session,
+        &risky(&["new_source"]),
+    );
+    assert_verdict(
+        &new_source,
+        Decision::StepUp,
+        Some("mfa"),
+        "RISK-new-source",
+    );
 }
 
 #[test]

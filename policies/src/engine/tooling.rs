@@ -31,6 +31,9 @@ struct EvalInput {
     source_ip: Option<std::net::IpAddr>,
     #[serde(default)]
     now: Option<i64>,
+    /// Entry risk flags (`context.risk`).
+    #[serde(default)]
+    risk: Vec<String>,
     // Only in case files.
     #[serde(default)]
     expect: Option<String>,
@@ -54,6 +57,7 @@ fn evaluate(
         source_ip: input.source_ip,
         mfa_age_secs: input.mfa_age,
         now_unix: input.now.unwrap_or(0),
+        risk: input.risk.clone(),
     };
     let (user, target, text) = (&input.user, &input.target, &input.text);
     match input.kind.as_str() {
