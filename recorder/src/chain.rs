@@ -19,12 +19,15 @@ pub(crate) fn genesis(session_id: &str) -> [u8; 32] {
 pub(crate) trait ChainRow: Canonical {
     /// Distinguishes actions from outcomes so one can never pass for the other.
     const TAG: u8;
+    /// The journal record type of the row.
+    const RECORD_TYPE: u8;
     /// The session whose chain the row extends.
     fn session_id(&self) -> &str;
 }
 
 impl ChainRow for ActionRow {
     const TAG: u8 = b'A';
+    const RECORD_TYPE: u8 = crate::record::TYPE_ACTION;
     fn session_id(&self) -> &str {
         &self.session_id
     }
@@ -32,6 +35,7 @@ impl ChainRow for ActionRow {
 
 impl ChainRow for ActionOutcome {
     const TAG: u8 = b'O';
+    const RECORD_TYPE: u8 = crate::record::TYPE_OUTCOME;
     fn session_id(&self) -> &str {
         &self.session_id
     }

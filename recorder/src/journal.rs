@@ -7,6 +7,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
+use crate::canonical::Encoder;
+use crate::chain::ChainRow;
 use crate::error::RecorderError;
 use crate::record::Record;
 
@@ -53,6 +57,30 @@ pub(crate) fn frame(record: &Record, out: &mut Vec<u8>) {
     let crc = crc32fast::hash(body);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends the frame of a chained row (an action or outcome record following `prev` in its
+/// session's chain) and returns the row's chain hash, computed over the very bytes framed:
+/// the row is encoded once, for the journal and the chain alike.
+pub(crate) fn frame_chained<T: ChainRow>(row: &T, prev: &[u8; 32], out: &mut Vec<u8>) -> [u8; 32] {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; HEADER]);
+    out.push(T::RECORD_TYPE);
+    let row_start = out.len();
+    row.encode(&mut Encoder(out));
+    out.extend_from_slice(prev);
+    // SHA-256(tag ‖ canonical row ‖ prev), as `chain::row_hash`.
+    let mut sha = Sha256::new();
+    sha.update([T::TAG]);
+    sha.update(&out[row_start..]);
+    let hash: [u8; 32] = sha.finalize().into();
+    out.extend_from_slice(&hash);
+    let body = &out[start + HEADER..];
+    let len = body.len() as u32;
+    let crc = crc32fast::hash(body);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    hash
 }
 
 /// The segment currently being appended to.

@@ -37,8 +37,8 @@ pub(crate) enum Record {
 const TYPE_ENTRY: u8 = 1;
 const TYPE_SESSION_START: u8 = 2;
 const TYPE_SESSION_END: u8 = 3;
-const TYPE_ACTION: u8 = 4;
-const TYPE_OUTCOME: u8 = 5;
+pub(crate) const TYPE_ACTION: u8 = 4;
+pub(crate) const TYPE_OUTCOME: u8 = 5;
 const TYPE_CHECKPOINT: u8 = 6;
 
 impl Record {
@@ -137,6 +137,54 @@ mod tests {
                 row: end(),
                 recording: None
             })
+        );
+    }
+
+    #[test]
+    fn a_chained_row_framed_in_one_pass_is_the_record_with_its_chain_hash() {
+        use crate::chain::row_hash;
+        use crate::journal::{frame, frame_chained, read_segment};
+        let action = ActionRow {
+            session_id: "s1".into(),
+            seq: 3,
+            text: "SELECT 1".into(),
+            objects: vec!["t".into()],
+            ..Default::default()
+        };
+        let prev = [7u8; 32];
+        let mut one_pass = Vec::new();
+        let hash = frame_chained(&action, &prev, &mut one_pass);
+        assert_eq!(hash, row_hash(&action, &prev, &mut Vec::new()));
+        let mut two_pass = Vec::new();
+        let rec = Record::Action(Chained {
+            row: action,
+            prev_hash: prev,
+            hash,
+        });
+        frame(&rec, &mut two_pass);
+        assert_eq!(one_pass, two_pass);
+        let outcome = ActionOutcome {
+            session_id: "s1".into(),
+            seq: 3,
+            outcome: "ok".into(),
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        let hash = frame_chained(&outcome, &prev, &mut buf);
+        assert_eq!(hash, row_hash(&outcome, &prev, &mut Vec::new()));
+        // And it reads back as a journal record.
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = crate::journal::ActiveSegment::create(dir.path(), 1).unwrap();
+        seg.append(&buf, false).unwrap();
+        let path = seg.seal().unwrap();
+        let read = read_segment(&path).unwrap();
+        assert_eq!(
+            read.records,
+            [Record::Outcome(Chained {
+                row: outcome,
+                prev_hash: prev,
+                hash
+            })]
         );
     }
 

@@ -202,6 +202,16 @@ fn push_list(b: &mut ListBuilder<StringBuilder>, items: &[String]) {
     }
     b.append(true);
 }
+/// Lower-case hex of a chain hash, without allocating.
+fn hex32<'a>(hash: &[u8; 32], buf: &'a mut [u8; 64]) -> &'a str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in hash.iter().enumerate() {
+        buf[2 * i] = DIGITS[usize::from(b >> 4)];
+        buf[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    // Only ASCII hex digits were written.
+    std::str::from_utf8(buf).unwrap_or_default()
+}
 fn batch(table: StoredTable, cols: Vec<ArrayRef>) -> Result<RecordBatch, RecorderError> {
     Ok(RecordBatch::try_new(table.schema(), cols)?)
 }
@@ -312,11 +322,12 @@ pub(crate) fn actions_batch(rows: &[&Chained<ActionRow>]) -> Result<RecordBatch,
         s[13].append_option(r.approver.as_deref());
         approved_at.append_option(r.approved_at);
     }
-    let mut prev = StringBuilder::new();
-    let mut hash = StringBuilder::new();
+    let mut prev = StringBuilder::with_capacity(n, 64 * n);
+    let mut hash = StringBuilder::with_capacity(n, 64 * n);
+    let mut buf = [0u8; 64];
     for c in rows {
-        prev.append_value(hex::encode(c.prev_hash));
-        hash.append_value(hex::encode(c.hash));
+        prev.append_value(hex32(&c.prev_hash, &mut buf));
+        hash.append_value(hex32(&c.hash, &mut buf));
     }
     let mut st = s.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef);
     let mut next = || {
@@ -368,8 +379,9 @@ pub(crate) fn outcomes_batch(
     let mut approver = StringBuilder::new();
     let mut approved_at = tsb(n);
     let mut message = StringBuilder::new();
-    let mut prev = StringBuilder::new();
-    let mut hash = StringBuilder::new();
+    let mut prev = StringBuilder::with_capacity(n, 64 * n);
+    let mut hash = StringBuilder::with_capacity(n, 64 * n);
+    let mut buf = [0u8; 64];
     for c in rows {
         let r = &c.row;
         id.append_value(&r.session_id);
@@ -385,8 +397,8 @@ pub(crate) fn outcomes_batch(
         approver.append_option(r.approver.as_deref());
         approved_at.append_option(r.approved_at);
         message.append_option(r.message.as_deref());
-        prev.append_value(hex::encode(c.prev_hash));
-        hash.append_value(hex::encode(c.hash));
+        prev.append_value(hex32(&c.prev_hash, &mut buf));
+        hash.append_value(hex32(&c.hash, &mut buf));
     }
     batch(
         StoredTable::Outcomes,

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chain::{genesis, row_hash};
+use crate::chain::genesis;
 use crate::error::RecorderError;
-use crate::journal::{frame, sync_dir, ActiveSegment};
+use crate::journal::{frame, frame_chained, sync_dir, ActiveSegment};
 use crate::options::{Durability, RecorderOptions};
 use crate::record::{Chained, Ended, Record};
 use crate::retention;
@@ -22,6 +22,8 @@ use crate::rows::{now_micros, ActionOutcome, ActionRow, EntryRow, SessionEnd, Se
 
 /// Most rows written by one `write(2)`.
 const MAX_BATCH: usize = 8192;
+/// Most journal records reserved at once for a segment's rows.
+const MAX_RESERVED_ROWS: usize = 262_144;
 /// Ended sessions whose chain head is kept, so late outcomes still extend their chain.
 const ENDED_CHAINS_KEPT: usize = 65_536;
 
@@ -55,8 +57,11 @@ pub(crate) struct RollJob {
     pub(crate) records: Vec<Record>,
 }
 
+/// How to take back what a batch changed when its write fails.
 enum Undo {
-    Chain(String, Option<[u8; 32]>),
+    /// The session of `records[i]` of the batch had this chain head before it.
+    Chain(usize, Option<[u8; 32]>),
+    /// The session was (`true`) or was not open before.
     Open(String, bool),
 }
 
@@ -73,7 +78,6 @@ pub(crate) struct Writer {
     open: HashSet<String>,
     roll_tx: std_mpsc::SyncSender<RollJob>,
     buf: Vec<u8>,
-    scratch: Vec<u8>,
 }
 
 impl Writer {
@@ -94,7 +98,6 @@ impl Writer {
             open: HashSet::new(),
             roll_tx,
             buf: Vec::with_capacity(1 << 20),
-            scratch: Vec::with_capacity(1024),
         }
     }
 
@@ -153,8 +156,10 @@ impl Writer {
                 || self.started.is_some_and(|t| t.elapsed() >= self.opts.roll_max_age))
     }
 
-    fn make_record(&mut self, row: Incoming, undo: &mut Vec<Undo>) -> Record {
-        match row {
+    /// Turns a row into its journal record, appending the record's frame to `self.buf`.
+    /// `index` is the record's place in the batch (for `Undo::Chain`).
+    fn make_record(&mut self, row: Incoming, index: usize, undo: &mut Vec<Undo>) -> Record {
+        let rec = match row {
             Incoming::Entry(e) => Record::Entry(e),
             Incoming::SessionStart(s) => {
                 undo.push(Undo::Open(
@@ -174,34 +179,38 @@ impl Writer {
                 if a.node.is_empty() {
                     a.node.clone_from(&self.opts.node);
                 }
-                let (prev, hash) = self.extend_chain(&a, undo);
-                Record::Action(Chained {
+                let (prev, hash) = self.extend_chain(&a, index, undo);
+                return Record::Action(Chained {
                     row: a,
                     prev_hash: prev,
                     hash,
-                })
+                });
             }
             Incoming::Outcome(o) => {
-                let (prev, hash) = self.extend_chain(&o, undo);
-                Record::Outcome(Chained {
+                let (prev, hash) = self.extend_chain(&o, index, undo);
+                return Record::Outcome(Chained {
                     row: o,
                     prev_hash: prev,
                     hash,
-                })
+                });
             }
-        }
+        };
+        frame(&rec, &mut self.buf);
+        rec
     }
 
+    /// Frames a chained row into `self.buf` and moves its session's chain head to it.
     fn extend_chain<T: crate::chain::ChainRow>(
         &mut self,
         row: &T,
+        index: usize,
         undo: &mut Vec<Undo>,
     ) -> ([u8; 32], [u8; 32]) {
         let sid = row.session_id();
         let old = self.chains.get(sid).copied();
         let prev = old.unwrap_or_else(|| genesis(sid));
-        let hash = row_hash(row, &prev, &mut self.scratch);
-        undo.push(Undo::Chain(sid.to_string(), old));
+        let hash = frame_chained(row, &prev, &mut self.buf);
+        undo.push(Undo::Chain(index, old));
         match self.chains.get_mut(sid) {
             Some(head) => *head = hash,
             None => {
@@ -219,6 +228,10 @@ impl Writer {
                 Ok(seg) => {
                     self.next_segment += 1;
                     self.active = Some(seg);
+                    // The segment's rows, reserved once rather than regrown (and copied) as
+                    // they arrive; capped so a huge `roll_max_rows` does not reserve upfront.
+                    self.pending
+                        .reserve((self.opts.roll_max_rows + 1).min(MAX_RESERVED_ROWS));
                     self.started = Some(Instant::now());
                     let mut open: Vec<String> = self.open.iter().cloned().collect();
                     open.sort();
@@ -243,8 +256,7 @@ impl Writer {
             if let Incoming::SessionEnd(s) = &row {
                 ended.push(s.row.session_id.clone());
             }
-            let rec = self.make_record(row, &mut undo);
-            frame(&rec, &mut self.buf);
+            let rec = self.make_record(row, records.len(), &mut undo);
             records.push(rec);
             acks.push(ack);
         }
@@ -275,11 +287,20 @@ impl Writer {
                 tracing::error!(error = %msg, rows = acks.len(), "journal write failed; refusing rows");
                 for u in undo.into_iter().rev() {
                     match u {
-                        Undo::Chain(sid, Some(h)) => {
-                            self.chains.insert(sid, h);
-                        }
-                        Undo::Chain(sid, None) => {
-                            self.chains.remove(&sid);
+                        Undo::Chain(i, old) => {
+                            let sid = match records.get(i) {
+                                Some(Record::Action(a)) => a.row.session_id.as_str(),
+                                Some(Record::Outcome(o)) => o.row.session_id.as_str(),
+                                _ => continue,
+                            };
+                            match old {
+                                Some(h) => {
+                                    self.chains.insert(sid.to_string(), h);
+                                }
+                                None => {
+                                    self.chains.remove(sid);
+                                }
+                            }
                         }
                         Undo::Open(sid, true) => {
                             self.open.insert(sid);
