@@ -2,7 +2,7 @@
 starts `cat > /dev/null` on the remote shell (so only the terminal's echo comes back), then
 types N characters one at a time and prints, one per line, the seconds from each keystroke to
 its echo. Used by bench/suites/ssh.sh for direct, ProxyJump and bastion alike."""
-import os, pty, select, sys, time
+import fcntl, os, pty, select, struct, sys, termios, time
 
 def read_until(fd, needle, timeout):
     buf = b""
@@ -23,6 +23,8 @@ def main():
     n = int(sys.argv[1])
     pid, fd = pty.fork()
     if pid == 0:
+        # A real terminal's size (a fresh pty is 0x0), as an interactive user's would be.
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         os.execvp(sys.argv[2], sys.argv[2:])
     time.sleep(0.5)
     os.write(fd, b"PS1='READY> '; stty echo; cat > /dev/null\r")

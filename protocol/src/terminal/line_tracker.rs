@@ -192,7 +192,7 @@ impl TerminalLineTracker {
     /// A tracker for a pty of `rows` × `cols` (zero is taken as one).
     #[must_use]
     pub fn new(rows: u16, cols: u16) -> Self {
-        let rows = rows.max(1);
+        let (rows, cols) = usable_size(rows, cols);
         let capacity = usize::from(rows.max(MIN_SCROLLBACK_ROWS)) + 2;
         Self {
             parser: vt100::Parser::new_with_callbacks(
@@ -215,7 +215,8 @@ impl TerminalLineTracker {
     /// The client's window changed size (SSH `window-change`). The shell redraws its line after
     /// a resize; the tracker accepts the prompt marker of that redraw.
     pub fn resize(&mut self, rows: u16, cols: u16) {
-        self.parser.screen_mut().set_size(rows.max(1), cols.max(1));
+        let (rows, cols) = usable_size(rows, cols);
+        self.parser.screen_mut().set_size(rows, cols);
         self.line.redraw_expected = true;
     }
 
@@ -584,4 +585,13 @@ impl TerminalLineTracker {
     pub fn prompt_markers_seen(&self) -> bool {
         self.markers_seen
     }
+}
+
+/// A pty size of 0 (clients without a real terminal send `0x0`) means "unknown": shells and
+/// readline then assume 80 columns and 24 rows, and so does the tracker.
+fn usable_size(rows: u16, cols: u16) -> (u16, u16) {
+    (
+        if rows == 0 { 24 } else { rows },
+        if cols == 0 { 80 } else { cols },
+    )
 }

@@ -791,3 +791,20 @@ fn editing_keys_wait_for_their_redraw_like_text() {
     tracker.feed_output(b"\r\x1b[2C\x1b[1P");
     assert!(!tracker.awaiting_echo());
 }
+
+#[test]
+fn a_zero_sized_pty_is_read_as_80_by_24_like_the_shell_does() {
+    // `ssh -tt` from a pty nobody sized sends 0x0; a 1-column screen would wrap every key.
+    for mut tracker in [TerminalLineTracker::new(0, 0), {
+        let mut t = TerminalLineTracker::new(24, 80);
+        t.resize(0, 0);
+        t
+    }] {
+        assert_eq!(tracker.screen().size(), (24, 80));
+        tracker.feed_output(BASH_PROMPT);
+        for key in b"rm -rf /tmp/x" {
+            type_keys(&mut tracker, &[*key], &[*key]);
+        }
+        assert_eq!(press_enter(&mut tracker), line("rm -rf /tmp/x"));
+    }
+}
