@@ -2,7 +2,7 @@
 starts `cat > /dev/null` on the remote shell (so only the terminal's echo comes back), then
 types N characters one at a time and prints, one per line, the seconds from each keystroke to
 its echo. Used by bench/suites/ssh.sh for direct, ProxyJump and bastion alike."""
-import fcntl, os, pty, select, struct, sys, termios, time
+import fcntl, os, pty, select, signal, struct, sys, termios, time
 
 def read_until(fd, needle, timeout):
     buf = b""
@@ -41,14 +41,18 @@ def main():
         os.write(fd, b"x")
         read_until(fd, b"x", 10)
         out.append(time.perf_counter() - t0)
+    print("\n".join(f"{s:.6f}" for s in out), flush=True)
+    # Leave: end cat and the shell, then make sure the client is gone either way.
     os.write(fd, b"\r\x04")
     time.sleep(0.2)
     os.write(fd, b"exit\r")
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-    print("\n".join(f"{s:.6f}" for s in out))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGTERM)
+    os.waitpid(pid, 0)
 
 if __name__ == "__main__":
     main()
