@@ -157,6 +157,19 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+# BENCH_PERF=1: a CPU profile of the bastion under pgbench -S (simple, 8 clients), for the
+# closing question "where does the proxy's time go" (perf from linux-perf).
+if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+    echo "==> perf profile of the bastion (pgbench -S simple, 8 clients)"
+    perf record -F 499 -g -p "$BASTION_PG_PID" -o "$OUT/perf.data" -- sleep "$SECS" 2> "$OUT/perf-record.log" &
+    PERF_PID=$!
+    PGPASSWORD=bench-pw pgbench -S -M simple -c 8 -j 4 -T "$SECS" -n "$(conn_for bastion)" >/dev/null 2>&1 || true
+    wait $PERF_PID || true
+    perf report -i "$OUT/perf.data" --stdio --no-children --percent-limit 1.5 --sort dso,symbol -g none 2>/dev/null > "$OUT/perf-bastion.txt" || true
+    rm -f "$OUT/perf.data"
+    echo "  profile in $OUT/perf-bastion.txt"
+fi
+
 echo "==> connection set-up: pgbench -C -S, $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
     for target in direct pgbouncer bastion; do
