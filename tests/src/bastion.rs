@@ -131,6 +131,26 @@ impl BastionProcess {
         run_bastion(&all)
     }
 
+    /// `bastion audit query --format json SQL`, polled until `done` accepts the rows, or 30 s
+    /// have passed (a deadlock guard, not a timing assertion): the rows last read.
+    pub fn audit_until(
+        &self,
+        sql: &str,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let start = std::time::Instant::now();
+        loop {
+            let out = self
+                .cli(&["audit", "query", "--format", "json", sql])
+                .expect("run bastion audit query");
+            let rows = parse_json_rows(&String::from_utf8_lossy(&out.stdout));
+            if done(&rows) || start.elapsed() > Duration::from_secs(30) {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let Some(mut child) = self.child.take() else {
@@ -172,5 +192,17 @@ impl Drop for BastionProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Rows printed by `audit query --format json`: one JSON array, or one object per line.
+fn parse_json_rows(out: &str) -> Vec<serde_json::Value> {
+    let out = out.trim();
+    if out.starts_with('[') {
+        serde_json::from_str(out).unwrap_or_default()
+    } else {
+        out.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 }

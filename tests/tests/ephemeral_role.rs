@@ -143,25 +143,7 @@ impl Setup {
         sql: &str,
         done: impl Fn(&[serde_json::Value]) -> bool,
     ) -> Vec<serde_json::Value> {
-        let start = Instant::now();
-        loop {
-            let out = self
-                .bastion
-                .cli(&["audit", "query", "--format", "json", sql])
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            let rows: Vec<serde_json::Value> = if text.starts_with('[') {
-                serde_json::from_str(&text).unwrap_or_default()
-            } else {
-                text.lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect()
-            };
-            if done(&rows) || start.elapsed() > Duration::from_secs(30) {
-                return rows;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        self.bastion.audit_until(sql, done)
     }
 }
 

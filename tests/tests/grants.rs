@@ -3,7 +3,7 @@
 //! session stays open. The same UPDATE is denied before the grant, runs with it, and is denied
 //! again after the revocation and after expiry; a grant never overrides a `forbid`.
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tests::bastion::BastionProcess;
 use tests::pg::PgServer;
 
@@ -154,22 +154,7 @@ impl Setup {
         sql: &str,
         done: impl Fn(&[serde_json::Value]) -> bool,
     ) -> Vec<serde_json::Value> {
-        let start = Instant::now();
-        loop {
-            let out = self.cli(&["audit", "query", "--format", "json", sql]);
-            let t = text(&out.stdout).trim().to_string();
-            let rows: Vec<serde_json::Value> = if t.starts_with('[') {
-                serde_json::from_str(&t).unwrap_or_default()
-            } else {
-                t.lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect()
-            };
-            if done(&rows) || start.elapsed() > Duration::from_secs(30) {
-                return rows;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.bastion.audit_until(sql, done)
     }
 }
 

@@ -5,7 +5,7 @@
 //! row naming the failed check.
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tests::bastion::BastionProcess;
 use tests::pg_fixture::PgPath;
 use tests::ssh::SshServer;
@@ -70,24 +70,7 @@ fn audit_until(
     sql: &str,
     done: impl Fn(&[serde_json::Value]) -> bool,
 ) -> Vec<serde_json::Value> {
-    let start = Instant::now();
-    loop {
-        let out = bastion
-            .cli(&["audit", "query", "--format", "json", sql])
-            .unwrap();
-        let t = text(&out.stdout).trim().to_string();
-        let rows: Vec<serde_json::Value> = if t.starts_with('[') {
-            serde_json::from_str(&t).unwrap_or_default()
-        } else {
-            t.lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()
-        };
-        if done(&rows) || start.elapsed() > Duration::from_secs(30) {
-            return rows;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    bastion.audit_until(sql, done)
 }
 
 /// The `reason` of the newest `entries` row of ci-bot's token attempts containing `needle`.

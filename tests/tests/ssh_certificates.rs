@@ -143,25 +143,7 @@ impl Setup {
         sql: &str,
         done: impl Fn(&[serde_json::Value]) -> bool,
     ) -> Vec<serde_json::Value> {
-        let start = Instant::now();
-        loop {
-            let out = self
-                .bastion
-                .cli(&["audit", "query", "--format", "json", sql])
-                .unwrap();
-            let t = text(&out.stdout).trim().to_string();
-            let rows: Vec<serde_json::Value> = if t.starts_with('[') {
-                serde_json::from_str(&t).unwrap_or_default()
-            } else {
-                t.lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect()
-            };
-            if done(&rows) || start.elapsed() > Duration::from_secs(30) {
-                return rows;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        self.bastion.audit_until(sql, done)
     }
 }
 

@@ -161,25 +161,7 @@ impl Setup {
 
     /// `bastion audit query --format json`, polled until `done` accepts the rows (guard 30 s).
     fn audit_until(&self, sql: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let start = Instant::now();
-        loop {
-            let out = self
-                .bastion
-                .cli(&["audit", "query", "--format", "json", sql])
-                .unwrap();
-            let t = text(&out.stdout).trim().to_string();
-            let rows: Vec<Value> = if t.starts_with('[') {
-                serde_json::from_str(&t).unwrap_or_default()
-            } else {
-                t.lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect()
-            };
-            if done(&rows) || start.elapsed() > Duration::from_secs(30) {
-                return rows;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        self.bastion.audit_until(sql, done)
     }
 }
 
