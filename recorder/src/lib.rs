@@ -2,10 +2,10 @@
 //! tamper-evident, stored as Parquet and queryable with SQL. It knows nothing of sockets or policy.
 //!
 //! Parts: [`Recorder`] / [`RecorderTask`] (`recorder.rs`) are the handle sessions call and the
-//! task behind it; rows are the structs in `rows.rs`. The writer thread (`writer.rs`) appends
-//! rows to the write-ahead journal (`journal.rs`, records encoded by `record.rs` and
-//! `canonical.rs`) with group commit, chains each session's actions and outcomes with SHA-256
-//! (`chain.rs`), and hands full segments to the roller, which writes Parquet files (`roll.rs`,
+//! task behind it; rows are the structs in `rows.rs`. The writer (`writer.rs`) appends rows to
+//! the write-ahead journal (`journal.rs`, records encoded by `record.rs` and `canonical.rs`) —
+//! from the caller's task under a lock, or with group commit on a thread in fsync mode —
+//! chains each session's actions and outcomes with SHA-256 (`chain.rs`), and hands full segments to the roller, which writes Parquet files (`roll.rs`,
 //! schemas in `schema.rs`) listed in per-day hash-chained, optionally signed manifests
 //! (`manifest.rs`), and applies retention (`retention.rs`). `recovery.rs` publishes what a
 //! crash left in the journal. Auditors use [`query`] (`query.rs`, reading a fixed file list

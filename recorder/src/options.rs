@@ -26,7 +26,8 @@ pub struct RecorderOptions {
     pub roll_max_rows: usize,
     /// A journal segment is rolled into Parquet once its first row is this old.
     pub roll_max_age: Duration,
-    /// Rows that may wait for the writer; when full, callers wait (rows are never dropped).
+    /// With [`Durability::Fsync`], rows that may wait for the group-commit writer; when full,
+    /// callers wait (rows are never dropped). Unused in `os` mode, where callers write.
     pub queue_capacity: usize,
     /// Day partitions older than this many days are removed (the removal is noted in the manifest chain).
     pub retain_days: Option<u32>,

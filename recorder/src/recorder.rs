@@ -2,32 +2,44 @@
 //! ([`RecorderTask`]).
 
 use std::fs;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::RecorderError;
 use crate::manifest::{load_signing_key, ManifestChain};
-use crate::options::RecorderOptions;
+use crate::options::{Durability, RecorderOptions};
 use crate::record::Ended;
 use crate::recovery::recover;
 use crate::roll::Roller;
 use crate::rows::{ActionOutcome, ActionRow, EntryRow, SessionEnd, SessionStart};
-use crate::writer::{run_roller, Command, Incoming, Writer};
+use crate::writer::{run_fsync_writer, run_roller, Command, Incoming, SharedWriter, Writer};
 
 /// A cheap, cloneable handle: every call returns once its row is in the journal (written to the
 /// OS, and fsynced in [`crate::Durability::Fsync`] mode), or with an error if it could not be
-/// written — the caller must then refuse the action. When the queue is full, calls wait.
-#[derive(Clone, Debug)]
+/// written — the caller must then refuse the action. When the roller (or, in fsync mode, the
+/// disk) cannot keep up, calls wait.
+#[derive(Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<Command>,
+    shared: Arc<SharedWriter>,
+    /// The group-commit writer thread's queue, in fsync mode only.
+    fsync_tx: Option<mpsc::Sender<Command>>,
 }
 
-/// The writer and roller running behind every [`Recorder`] handle; call
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("fsync", &self.fsync_tx.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The roller (and in fsync mode the writer thread) behind every [`Recorder`] handle; call
 /// [`RecorderTask::shutdown`] last, after the sessions have ended.
 #[derive(Debug)]
 pub struct RecorderTask {
-    tx: mpsc::Sender<Command>,
+    recorder: Recorder,
     writer: Option<std::thread::JoinHandle<()>>,
     roller: Option<std::thread::JoinHandle<Result<(), RecorderError>>>,
     ticker: tokio::task::JoinHandle<()>,
@@ -95,36 +107,45 @@ impl Recorder {
         .await
         .map_err(|e| RecorderError::Options(format!("recovery task failed: {e}")))??;
 
-        let (tx, rx) = mpsc::channel(opts.queue_capacity);
-        // One sealed segment may wait while another is rolled (memory bound, see `Writer::roll`).
-        let (roll_tx, roll_rx) = std::sync::mpsc::sync_channel(1);
+        let (roll_tx, roll_rx) = std::sync::mpsc::channel();
         let retain = opts.retain_days;
         let roller = std::thread::Builder::new()
             .name("recorder-roller".into())
             .spawn(move || run_roller(roller, roll_rx, retain))
             .map_err(|e| RecorderError::Options(format!("cannot start roller thread: {e}")))?;
         let tick = (opts.roll_max_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let writer = Writer::new(opts, next_segment, roll_tx);
-        let writer = std::thread::Builder::new()
-            .name("recorder-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| RecorderError::Options(format!("cannot start writer thread: {e}")))?;
-        let ticker_tx = tx.clone();
+        let fsync = opts.durability == Durability::Fsync;
+        let queue = opts.queue_capacity;
+        let shared = Arc::new(SharedWriter::new(Writer::new(opts, next_segment, roll_tx)));
+        let (fsync_tx, writer) = if fsync {
+            let (tx, rx) = mpsc::channel(queue);
+            let for_thread = shared.clone();
+            let writer = std::thread::Builder::new()
+                .name("recorder-writer".into())
+                .spawn(move || run_fsync_writer(for_thread, rx))
+                .map_err(|e| RecorderError::Options(format!("cannot start writer thread: {e}")))?;
+            (Some(tx), Some(writer))
+        } else {
+            (None, None)
+        };
+        // The ticker holds the state weakly: it ends once every handle is gone.
+        let weak = Arc::downgrade(&shared);
         let ticker = tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);
             loop {
                 interval.tick().await;
-                match ticker_tx.try_send(Command::Tick) {
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    _ => continue,
+                match weak.upgrade() {
+                    Some(shared) => shared.tick(),
+                    None => return,
                 }
             }
         });
+        let recorder = Recorder { shared, fsync_tx };
         Ok((
-            Recorder { tx: tx.clone() },
+            recorder.clone(),
             RecorderTask {
-                tx,
-                writer: Some(writer),
+                recorder,
+                writer,
                 roller: Some(roller),
                 ticker,
             },
@@ -132,9 +153,11 @@ impl Recorder {
     }
 
     async fn send(&self, row: Incoming) -> Result<(), RecorderError> {
+        let Some(tx) = &self.fsync_tx else {
+            return self.shared.append(row).await;
+        };
         let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Command::Row(row, ack))
+        tx.send(Command::Row(row, ack))
             .await
             .map_err(|_| RecorderError::Closed)?;
         match done.await {
@@ -185,7 +208,6 @@ impl Recorder {
 
 impl Drop for RecorderTask {
     fn drop(&mut self) {
-        // Without the ticker's sender the writer ends once every Recorder handle is dropped.
         self.ticker.abort();
     }
 }
@@ -195,12 +217,14 @@ impl RecorderTask {
     /// everything into Parquet and waits for the files to be published. Later calls on
     /// [`Recorder`] handles fail with [`RecorderError::Closed`].
     pub async fn shutdown(mut self) -> Result<(), RecorderError> {
-        let (ack, done) = oneshot::channel();
-        let sent = self.tx.send(Command::Shutdown(ack)).await.is_ok();
-        if sent {
-            let _ = done.await;
+        if let Some(tx) = &self.recorder.fsync_tx {
+            let (ack, done) = oneshot::channel();
+            if tx.send(Command::Drain(ack)).await.is_ok() {
+                let _ = done.await;
+            }
         }
         self.ticker.abort();
+        self.recorder.shared.shutdown().await?;
         let writer = self.writer.take();
         let roller = self.roller.take();
         tokio::task::spawn_blocking(move || {

@@ -1,33 +1,41 @@
-//! The single journal writer (a dedicated thread fed by the bounded queue) and the roller
-//! thread behind it. The writer drains everything queued, appends it with one `write(2)`, syncs
-//! once in fsync mode, then acknowledges each caller: group commit. Full segments go to the
-//! roller thread, which publishes them as Parquet and deletes the segment, so encoding Parquet
-//! never delays an acknowledgement.
+//! The journal writer: the state every row goes through (chain heads, open sessions, the active
+//! segment), kept under one lock in [`crate::Recorder`]. In `os` durability the session's own
+//! task appends its row with one `write(2)` while holding the lock — no thread hand-off, so a
+//! row costs a lock, its encoding and a system call. In `fsync` durability a dedicated thread
+//! ([`run_fsync_writer`]) drains everything queued, appends it with one `write(2)`, syncs once
+//! and acknowledges each caller: group commit, since one `fdatasync(2)` per row would cap the
+//! bastion at the disk's sync rate. Full segments go to the roller thread ([`run_roller`]),
+//! which fsyncs and publishes them as Parquet and deletes the segment, so neither sealing nor
+//! encoding Parquet delays a row. One sealed segment may be in the roller's hands at a time
+//! (a semaphore permit travels with it); while it is, the active segment keeps growing up to
+//! twice `roll_max_rows`, then callers wait for the permit — memory stays bounded and rows are
+//! never dropped.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::chain::genesis;
 use crate::error::RecorderError;
 use crate::journal::{frame, frame_chained, sync_dir, ActiveSegment};
-use crate::options::{Durability, RecorderOptions};
+use crate::options::RecorderOptions;
 use crate::record::{Chained, Ended, Record};
 use crate::retention;
 use crate::roll::Roller;
 use crate::rows::{now_micros, ActionOutcome, ActionRow, EntryRow, SessionEnd, SessionStart};
 
-/// Most rows written by one `write(2)`.
+/// Most rows written by one `write(2)` in fsync mode.
 const MAX_BATCH: usize = 8192;
 /// Most journal records reserved at once for a segment's rows.
 const MAX_RESERVED_ROWS: usize = 262_144;
 /// Ended sessions whose chain head is kept, so late outcomes still extend their chain.
 const ENDED_CHAINS_KEPT: usize = 65_536;
 
-/// A row sent to the writer.
+/// A row to record.
 // Actions dominate the stream; boxing them would add an allocation per row for no memory gain.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Incoming {
@@ -41,31 +49,190 @@ pub(crate) enum Incoming {
 /// Acknowledgement of one row: `Err` carries the reason the write failed.
 pub(crate) type Ack = oneshot::Sender<Result<(), String>>;
 
-/// What the queue carries.
+/// What the fsync writer's queue carries.
 #[allow(clippy::large_enum_variant)] // see `Incoming`
 pub(crate) enum Command {
     Row(Incoming, Ack),
-    /// Wakes the writer so age-based rolls happen on an idle bastion.
-    Tick,
-    Shutdown(Ack),
+    /// Write what is queued, then stop; the acknowledgement says the queue is drained.
+    Drain(oneshot::Sender<()>),
 }
 
-/// A sealed segment for the roller.
+/// A sealed segment for the roller, with the permit that lets it be in flight.
 pub(crate) struct RollJob {
-    pub(crate) segment: u64,
-    pub(crate) path: PathBuf,
+    pub(crate) segment: ActiveSegment,
     pub(crate) records: Vec<Record>,
+    pub(crate) _permit: OwnedSemaphorePermit,
 }
 
 /// How to take back what a batch changed when its write fails.
 enum Undo {
-    /// The session of `records[i]` of the batch had this chain head before it.
+    /// The session of `pending[i]` had this chain head before.
     Chain(usize, Option<[u8; 32]>),
     /// The session was (`true`) or was not open before.
     Open(String, bool),
 }
 
-/// The writer thread's state.
+/// The writer's state, shared by every [`crate::Recorder`] handle; `None` once shut down.
+pub(crate) struct SharedWriter {
+    state: Mutex<Option<Writer>>,
+    /// One permit: a sealed segment in the roller's hands.
+    rolls: Arc<Semaphore>,
+}
+
+impl SharedWriter {
+    pub(crate) fn new(writer: Writer) -> SharedWriter {
+        SharedWriter {
+            state: Mutex::new(Some(writer)),
+            rolls: Arc::new(Semaphore::new(1)),
+        }
+    }
+
+    /// The state, or `Closed` after shutdown or after a panic while it was held (fail closed:
+    /// a half-updated chain must not be extended).
+    fn lock(&self) -> Result<MutexGuard<'_, Option<Writer>>, RecorderError> {
+        self.state.lock().map_err(|_| RecorderError::Closed)
+    }
+
+    /// Appends one row now, from the caller's task (`os` durability).
+    pub(crate) async fn append(&self, row: Incoming) -> Result<(), RecorderError> {
+        loop {
+            {
+                let mut guard = self.lock()?;
+                let w = guard.as_mut().ok_or(RecorderError::Closed)?;
+                if !w.must_roll_first() {
+                    let written = w.write(std::iter::once(row), false);
+                    self.roll_if_due(w);
+                    return written.map_err(RecorderError::JournalWrite);
+                }
+            }
+            // The roller is behind and the active segment is full: wait for it, outside the lock.
+            let permit = self
+                .rolls
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| RecorderError::Closed)?;
+            let mut guard = self.lock()?;
+            if let Some(w) = guard.as_mut() {
+                if w.must_roll_first() {
+                    w.roll(permit);
+                }
+            }
+        }
+    }
+
+    /// Writes a batch and syncs it (`fsync` durability, on the writer thread): the result for
+    /// every row of the batch.
+    fn append_synced(&self, rows: Vec<Incoming>) -> Result<(), String> {
+        if self
+            .lock()
+            .map_err(|e| e.to_string())?
+            .as_ref()
+            .is_some_and(Writer::must_roll_first)
+        {
+            if let Ok(permit) = tokio_block_on_permit(&self.rolls) {
+                let mut guard = self.lock().map_err(|e| e.to_string())?;
+                if let Some(w) = guard.as_mut() {
+                    if w.must_roll_first() {
+                        w.roll(permit);
+                    }
+                }
+            }
+        }
+        let mut guard = self.lock().map_err(|e| e.to_string())?;
+        let w = guard
+            .as_mut()
+            .ok_or_else(|| RecorderError::Closed.to_string())?;
+        let written = w.write(rows, true);
+        self.roll_if_due(w);
+        written
+    }
+
+    /// Hands the active segment to the roller when it is due and the roller is free.
+    fn roll_if_due(&self, w: &mut Writer) {
+        if w.roll_due() {
+            if let Ok(permit) = self.rolls.clone().try_acquire_owned() {
+                w.roll(permit);
+            }
+        }
+    }
+
+    /// Rolls an aged segment on an idle bastion (called by the ticker).
+    pub(crate) fn tick(&self) {
+        if let Ok(mut guard) = self.lock() {
+            if let Some(w) = guard.as_mut() {
+                self.roll_if_due(w);
+            }
+        }
+    }
+
+    /// Closes sessions still open, rolls what is left, and refuses rows from now on.
+    pub(crate) async fn shutdown(&self) -> Result<(), RecorderError> {
+        let permit = self
+            .rolls
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RecorderError::Closed)?;
+        let writer = self.lock()?.take();
+        if let Some(w) = writer {
+            w.finish(permit);
+        }
+        Ok(())
+    }
+}
+
+/// Waits for the roll permit from a thread outside the runtime.
+fn tokio_block_on_permit(rolls: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, ()> {
+    let sem = rolls.clone();
+    futures::executor::block_on(sem.acquire_owned()).map_err(|_| ())
+}
+
+/// The fsync writer thread: runs until a drain request or until every sender is gone.
+pub(crate) fn run_fsync_writer(shared: Arc<SharedWriter>, mut rx: mpsc::Receiver<Command>) {
+    let mut rows = Vec::with_capacity(MAX_BATCH);
+    let mut acks = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let Some(first) = rx.blocking_recv() else {
+            return;
+        };
+        let mut drained = None;
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Row(r, ack) => {
+                    rows.push(r);
+                    acks.push(ack);
+                }
+                Command::Drain(ack) => drained = Some(ack),
+            }
+            if rows.len() < MAX_BATCH && drained.is_none() {
+                next = rx.try_recv().ok();
+            }
+        }
+        if drained.is_some() {
+            rx.close();
+            while let Ok(c) = rx.try_recv() {
+                if let Command::Row(r, ack) = c {
+                    rows.push(r);
+                    acks.push(ack);
+                }
+            }
+        }
+        if !rows.is_empty() {
+            let result = shared.append_synced(std::mem::take(&mut rows));
+            for ack in acks.drain(..) {
+                let _ = ack.send(result.clone());
+            }
+        }
+        if let Some(ack) = drained {
+            let _ = ack.send(());
+            return;
+        }
+    }
+}
+
+/// The writer's state.
 pub(crate) struct Writer {
     opts: RecorderOptions,
     journal_dir: PathBuf,
@@ -76,15 +243,18 @@ pub(crate) struct Writer {
     chains: HashMap<String, [u8; 32]>,
     ended: VecDeque<String>,
     open: HashSet<String>,
-    roll_tx: std_mpsc::SyncSender<RollJob>,
+    /// The last write failed: start a fresh segment before the next.
+    broken: bool,
+    roll_tx: std_mpsc::Sender<RollJob>,
     buf: Vec<u8>,
+    undo: Vec<Undo>,
 }
 
 impl Writer {
     pub(crate) fn new(
         opts: RecorderOptions,
         next_segment: u64,
-        roll_tx: std_mpsc::SyncSender<RollJob>,
+        roll_tx: std_mpsc::Sender<RollJob>,
     ) -> Writer {
         Writer {
             journal_dir: opts.dir.join("journal"),
@@ -96,90 +266,51 @@ impl Writer {
             chains: HashMap::new(),
             ended: VecDeque::new(),
             open: HashSet::new(),
+            broken: false,
             roll_tx,
-            buf: Vec::with_capacity(1 << 20),
-        }
-    }
-
-    /// Runs until shutdown or until every sender is gone.
-    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        loop {
-            let Some(first) = rx.blocking_recv() else {
-                self.finish(None);
-                return;
-            };
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(c) => batch.push(c),
-                    Err(_) => break,
-                }
-            }
-            let mut shutdown = None;
-            let mut rows = Vec::with_capacity(batch.len());
-            for cmd in batch.drain(..) {
-                match cmd {
-                    Command::Row(r, ack) => rows.push((r, ack)),
-                    Command::Tick => {}
-                    Command::Shutdown(ack) => shutdown = Some(ack),
-                }
-            }
-            if !rows.is_empty() {
-                self.write_batch(rows);
-            }
-            if shutdown.is_some() {
-                rx.close();
-                // Rows queued behind the shutdown request are still written.
-                let mut late = Vec::new();
-                while let Ok(c) = rx.try_recv() {
-                    if let Command::Row(r, ack) = c {
-                        late.push((r, ack));
-                    }
-                }
-                if !late.is_empty() {
-                    self.write_batch(late);
-                }
-                self.finish(shutdown);
-                return;
-            }
-            if self.roll_due() {
-                self.roll();
-            }
+            buf: Vec::with_capacity(1 << 16),
+            undo: Vec::new(),
         }
     }
 
     fn roll_due(&self) -> bool {
         self.active.is_some()
             // `pending` starts with the segment's checkpoint record, which is not a row.
-            && (self.pending.len().saturating_sub(1) >= self.opts.roll_max_rows
+            && (self.broken
+                || self.pending.len().saturating_sub(1) >= self.opts.roll_max_rows
                 || self.started.is_some_and(|t| t.elapsed() >= self.opts.roll_max_age))
     }
 
+    /// The active segment must go to the roller before another row is written: the last
+    /// write failed, or the segment holds twice its rows because the roller is behind.
+    fn must_roll_first(&self) -> bool {
+        self.active.is_some()
+            && (self.broken
+                || self.pending.len().saturating_sub(1)
+                    >= self.opts.roll_max_rows.saturating_mul(2))
+    }
+
     /// Turns a row into its journal record, appending the record's frame to `self.buf`.
-    /// `index` is the record's place in the batch (for `Undo::Chain`).
-    fn make_record(&mut self, row: Incoming, index: usize, undo: &mut Vec<Undo>) -> Record {
+    /// `index` is the record's place in `pending` (for `Undo::Chain`).
+    fn make_record(&mut self, row: Incoming, index: usize) -> Record {
         let rec = match row {
             Incoming::Entry(e) => Record::Entry(e),
             Incoming::SessionStart(s) => {
-                undo.push(Undo::Open(
-                    s.session_id.clone(),
-                    !self.open.insert(s.session_id.clone()),
-                ));
+                let was_open = !self.open.insert(s.session_id.clone());
+                self.undo.push(Undo::Open(s.session_id.clone(), was_open));
                 Record::SessionStart(s)
             }
             Incoming::SessionEnd(s) => {
-                undo.push(Undo::Open(
-                    s.row.session_id.clone(),
-                    self.open.remove(&s.row.session_id),
-                ));
+                let was_open = self.open.remove(&s.row.session_id);
+                self.undo
+                    .push(Undo::Open(s.row.session_id.clone(), was_open));
                 Record::SessionEnd(s)
             }
             Incoming::Action(mut a) => {
                 if a.node.is_empty() {
                     a.node.clone_from(&self.opts.node);
                 }
-                let (prev, hash) = self.extend_chain(&a, index, undo);
+                let (prev, hash) = self.extend_chain(&a, index);
                 return Record::Action(Chained {
                     row: a,
                     prev_hash: prev,
@@ -187,7 +318,7 @@ impl Writer {
                 });
             }
             Incoming::Outcome(o) => {
-                let (prev, hash) = self.extend_chain(&o, index, undo);
+                let (prev, hash) = self.extend_chain(&o, index);
                 return Record::Outcome(Chained {
                     row: o,
                     prev_hash: prev,
@@ -204,13 +335,12 @@ impl Writer {
         &mut self,
         row: &T,
         index: usize,
-        undo: &mut Vec<Undo>,
     ) -> ([u8; 32], [u8; 32]) {
         let sid = row.session_id();
         let old = self.chains.get(sid).copied();
         let prev = old.unwrap_or_else(|| genesis(sid));
         let hash = frame_chained(row, &prev, &mut self.buf);
-        undo.push(Undo::Chain(index, old));
+        self.undo.push(Undo::Chain(index, old));
         match self.chains.get_mut(sid) {
             Some(head) => *head = hash,
             None => {
@@ -220,85 +350,89 @@ impl Writer {
         (prev, hash)
     }
 
-    fn write_batch(&mut self, rows: Vec<(Incoming, Ack)>) {
+    /// Starts a segment when none is active: its first record is the checkpoint of the
+    /// sessions open at that point.
+    fn ensure_segment(&mut self) -> Result<(), String> {
+        if self.active.is_some() {
+            return Ok(());
+        }
+        let seg = ActiveSegment::create(&self.journal_dir, self.next_segment).map_err(|e| {
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "cannot create journal segment; refusing rows");
+            msg
+        })?;
+        self.next_segment += 1;
+        self.active = Some(seg);
+        // The segment's rows, reserved once rather than regrown (and copied) as they arrive;
+        // capped so a huge `roll_max_rows` does not reserve upfront.
+        self.pending
+            .reserve((self.opts.roll_max_rows + 1).min(MAX_RESERVED_ROWS));
+        self.started = Some(Instant::now());
+        let mut open: Vec<String> = self.open.iter().cloned().collect();
+        open.sort();
+        let cp = Record::Checkpoint(open);
+        frame(&cp, &mut self.buf);
+        self.pending.push(cp);
+        Ok(())
+    }
+
+    /// Appends rows to the active segment with one `write(2)` (and one `fdatasync(2)` when
+    /// `sync`). On failure nothing of the batch counts: chain heads and open sessions are put
+    /// back, and the next row starts a fresh segment.
+    fn write(
+        &mut self,
+        rows: impl IntoIterator<Item = Incoming>,
+        sync: bool,
+    ) -> Result<(), String> {
         self.buf.clear();
-        let mut records = Vec::with_capacity(rows.len() + 1);
-        if self.active.is_none() {
-            match ActiveSegment::create(&self.journal_dir, self.next_segment) {
-                Ok(seg) => {
-                    self.next_segment += 1;
-                    self.active = Some(seg);
-                    // The segment's rows, reserved once rather than regrown (and copied) as
-                    // they arrive; capped so a huge `roll_max_rows` does not reserve upfront.
-                    self.pending
-                        .reserve((self.opts.roll_max_rows + 1).min(MAX_RESERVED_ROWS));
-                    self.started = Some(Instant::now());
-                    let mut open: Vec<String> = self.open.iter().cloned().collect();
-                    open.sort();
-                    let cp = Record::Checkpoint(open);
-                    frame(&cp, &mut self.buf);
-                    records.push(cp);
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    tracing::error!(error = %msg, "cannot create journal segment; refusing rows");
-                    for (_, ack) in rows {
-                        let _ = ack.send(Err(msg.clone()));
-                    }
-                    return;
-                }
-            }
-        }
-        let mut undo = Vec::new();
-        let mut acks = Vec::with_capacity(rows.len());
-        let mut ended = Vec::new();
-        for (row, ack) in rows {
+        self.undo.clear();
+        let before = self.pending.len();
+        self.ensure_segment()?;
+        let mut ended = 0;
+        for row in rows {
             if let Incoming::SessionEnd(s) = &row {
-                ended.push(s.row.session_id.clone());
+                self.ended.push_back(s.row.session_id.clone());
+                ended += 1;
             }
-            let rec = self.make_record(row, records.len(), &mut undo);
-            records.push(rec);
-            acks.push(ack);
+            let rec = self.make_record(row, self.pending.len());
+            self.pending.push(rec);
         }
-        let sync = self.opts.durability == Durability::Fsync;
         let result = match self.active.as_mut() {
             Some(seg) => seg.append(&self.buf, sync),
             None => Err(RecorderError::Closed),
         };
         match result {
             Ok(()) => {
-                self.pending.extend(records);
-                for ack in acks {
-                    let _ = ack.send(Ok(()));
-                }
-                for sid in ended {
-                    self.ended.push_back(sid);
-                    if self.ended.len() > ENDED_CHAINS_KEPT {
-                        if let Some(old) = self.ended.pop_front() {
-                            if !self.open.contains(&old) {
-                                self.chains.remove(&old);
-                            }
+                while self.ended.len() > ENDED_CHAINS_KEPT {
+                    if let Some(old) = self.ended.pop_front() {
+                        if !self.open.contains(&old) {
+                            self.chains.remove(&old);
                         }
                     }
                 }
+                Ok(())
             }
             Err(e) => {
                 let msg = e.to_string();
-                tracing::error!(error = %msg, rows = acks.len(), "journal write failed; refusing rows");
+                tracing::error!(error = %msg, rows = self.pending.len() - before, "journal write failed; refusing rows");
+                for _ in 0..ended {
+                    self.ended.pop_back();
+                }
+                let undo = std::mem::take(&mut self.undo);
                 for u in undo.into_iter().rev() {
                     match u {
                         Undo::Chain(i, old) => {
-                            let sid = match records.get(i) {
-                                Some(Record::Action(a)) => a.row.session_id.as_str(),
-                                Some(Record::Outcome(o)) => o.row.session_id.as_str(),
+                            let sid = match self.pending.get(i) {
+                                Some(Record::Action(a)) => a.row.session_id.clone(),
+                                Some(Record::Outcome(o)) => o.row.session_id.clone(),
                                 _ => continue,
                             };
                             match old {
                                 Some(h) => {
-                                    self.chains.insert(sid.to_string(), h);
+                                    self.chains.insert(sid, h);
                                 }
                                 None => {
-                                    self.chains.remove(sid);
+                                    self.chains.remove(&sid);
                                 }
                             }
                         }
@@ -310,87 +444,74 @@ impl Writer {
                         }
                     }
                 }
-                for ack in acks {
-                    let _ = ack.send(Err(msg.clone()));
-                }
+                // A segment created for this batch holds only its checkpoint: keep that.
+                self.pending.truncate(before.max(1));
                 // Start a fresh segment next time; what this one holds so far is intact.
-                self.roll();
+                self.broken = true;
+                Err(msg)
             }
         }
     }
 
-    /// Seals the active segment and hands it to the roller. Waits while the roller is still
-    /// publishing the previous one: at most one sealed segment waits in memory, and when
-    /// Parquet cannot keep up, callers wait on the queue rather than memory growing.
-    fn roll(&mut self) {
-        let Some(seg) = self.active.take() else {
+    /// Hands the active segment to the roller, which seals (fsyncs) and publishes it.
+    fn roll(&mut self, permit: OwnedSemaphorePermit) {
+        let Some(segment) = self.active.take() else {
             return;
         };
         self.started = None;
-        let segment = seg.id;
+        self.broken = false;
         let records = std::mem::take(&mut self.pending);
-        let path = match seg.seal() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot fsync sealed journal segment");
-                crate::journal::segment_path(&self.journal_dir, segment)
-            }
-        };
-        if records.is_empty() {
-            let _ = std::fs::remove_file(&path);
+        if records.iter().all(|r| matches!(r, Record::Checkpoint(_))) {
+            let _ = std::fs::remove_file(&segment.path);
             return;
         }
+        let id = segment.id;
         if self
             .roll_tx
             .send(RollJob {
                 segment,
-                path,
                 records,
+                _permit: permit,
             })
             .is_err()
         {
             tracing::error!(
-                segment,
+                segment = id,
                 "roller is gone; segment stays in the journal for recovery"
             );
         }
     }
 
-    fn finish(mut self, ack: Option<Ack>) {
+    /// Ends the sessions still open (`bastion_shutdown`) and rolls what is left.
+    fn finish(mut self, permit: OwnedSemaphorePermit) {
         if !self.open.is_empty() {
             let mut open: Vec<String> = self.open.iter().cloned().collect();
             open.sort();
             let time = now_micros();
-            let rows = open
+            let rows: Vec<Incoming> = open
                 .into_iter()
                 .map(|session_id| {
-                    let (tx, _rx) = oneshot::channel();
-                    let end = SessionEnd {
-                        session_id,
-                        time,
-                        end_reason: "bastion_shutdown".into(),
-                        bytes_in: 0,
-                        bytes_out: 0,
-                    };
-                    let end = Ended {
-                        row: end,
+                    Incoming::SessionEnd(Ended {
+                        row: SessionEnd {
+                            session_id,
+                            time,
+                            end_reason: "bastion_shutdown".into(),
+                            bytes_in: 0,
+                            bytes_out: 0,
+                        },
                         recording: None,
-                    };
-                    (Incoming::SessionEnd(end), tx)
+                    })
                 })
                 .collect();
-            self.write_batch(rows);
+            let sync = self.opts.durability == crate::options::Durability::Fsync;
+            let _ = self.write(rows, sync);
         }
-        self.roll();
-        let Writer { roll_tx, .. } = self;
-        drop(roll_tx);
-        if let Some(ack) = ack {
-            let _ = ack.send(Ok(()));
-        }
+        self.roll(permit);
+        // Dropping `self` drops the roller's sender: it ends after the last job.
     }
 }
 
-/// The roller thread: publishes sealed segments, retires them, applies retention.
+/// The roller thread: seals and publishes segments, retires them, applies retention.
 pub(crate) fn run_roller(
     mut roller: Roller,
     jobs: std_mpsc::Receiver<RollJob>,
@@ -398,21 +519,30 @@ pub(crate) fn run_roller(
 ) -> Result<(), RecorderError> {
     let mut first_error = None;
     for job in jobs {
-        match roller.roll(job.segment, &job.records) {
+        let id = job.segment.id;
+        let path = match job.segment.seal() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot fsync sealed journal segment");
+                crate::journal::segment_path(&roller.dir.join("journal"), id)
+            }
+        };
+        match roller.roll(id, &job.records) {
             Ok(_) => {
-                if let Err(e) = std::fs::remove_file(&job.path) {
-                    tracing::error!(segment = %job.path.display(), error = %e, "cannot retire rolled journal segment");
-                } else if let Some(parent) = job.path.parent() {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::error!(segment = %path.display(), error = %e, "cannot retire rolled journal segment");
+                } else if let Some(parent) = path.parent() {
                     if let Err(e) = sync_dir(parent) {
                         tracing::warn!(error = %e, "cannot fsync journal directory");
                     }
                 }
             }
             Err(e) => {
-                tracing::error!(segment = %job.path.display(), error = %e, "rolling journal segment into parquet failed; it stays in the journal and is retried at the next start");
+                tracing::error!(segment = %path.display(), error = %e, "rolling journal segment into parquet failed; it stays in the journal and is retried at the next start");
                 first_error.get_or_insert(e);
             }
         }
+        drop(job._permit);
         // Checked after every roll (a directory listing): rows that arrive late for an expired
         // day are removed with it rather than lingering until the next day.
         if let Some(days) = retain_days {
