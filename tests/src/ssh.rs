@@ -264,6 +264,16 @@ impl TmuxTerminal {
     /// Starts `program` with `args` in a detached `cols`×`rows` window.
     pub fn start(program: &str, args: &[String], cols: u16, rows: u16) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("bastion-tmux-").tempdir()?;
+        Self::start_in(dir, program, args, cols, rows)
+    }
+
+    fn start_in(
+        dir: TempDir,
+        program: &str,
+        args: &[String],
+        cols: u16,
+        rows: u16,
+    ) -> anyhow::Result<Self> {
         let terminal = TmuxTerminal { dir };
         let mut command = terminal.tmux();
         command
@@ -355,6 +365,103 @@ impl TmuxTerminal {
             |text| text.matches(needle).count() >= times,
         )
     }
+}
+
+impl TmuxTerminal {
+    /// Like [`TmuxTerminal::start`], but the command's pid and exit status are written to files
+    /// (tmux itself does not always reap a command that exits), for [`Self::command_pid`] and
+    /// [`Self::exit_status`]. A command killed by a signal exits with 128 + the signal number.
+    pub fn start_watched(
+        program: &str,
+        args: &[String],
+        cols: u16,
+        rows: u16,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("bastion-tmux-").tempdir()?;
+        let pid = dir.path().join("pid");
+        let status = dir.path().join("status");
+        // The inner shell writes its pid and becomes the command; the outer one waits for it.
+        let script = format!(
+            "sh -c 'echo $$ > {pid}.tmp; mv {pid}.tmp {pid}; exec \"$0\" \"$@\"' \"$@\"; \
+             echo $? > {status}.tmp; mv {status}.tmp {status}",
+            pid = pid.display(),
+            status = status.display()
+        );
+        let mut wrapped = vec![
+            "-c".to_string(),
+            script,
+            "sh".to_string(),
+            program.to_string(),
+        ];
+        wrapped.extend(args.iter().cloned());
+        let terminal = Self::start_in(dir, "sh", &wrapped, cols, rows)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while terminal.watched_file("pid")?.is_none() {
+            if std::time::Instant::now() > deadline {
+                bail!("{program} did not start in tmux");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(terminal)
+    }
+
+    fn watched_file(&self, name: &str) -> anyhow::Result<Option<String>> {
+        match std::fs::read_to_string(self.dir.path().join(name)) {
+            Ok(text) => Ok(Some(text.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The pid of a command started with [`Self::start_watched`].
+    pub fn command_pid(&self) -> anyhow::Result<u32> {
+        let text = self
+            .watched_file("pid")?
+            .context("not started with start_watched")?;
+        text.parse()
+            .with_context(|| format!("pid file holds {text:?}"))
+    }
+
+    /// The exit status of a command started with [`Self::start_watched`] once it has exited,
+    /// `None` while it runs.
+    pub fn exit_status(&self) -> anyhow::Result<Option<i32>> {
+        match self.watched_file("status")? {
+            Some(text) => Ok(Some(
+                text.parse()
+                    .with_context(|| format!("status file holds {text:?}"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits until a command started with [`Self::start_watched`] has exited, at most
+    /// `timeout` (a deadlock guard); returns its exit status, or an error carrying the screen.
+    pub fn wait_for_exit(&self, timeout: Duration) -> anyhow::Result<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status()? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "the command did not exit within {timeout:?}; the terminal shows:\n{}",
+                    self.history()?
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Whether a process whose full command line contains `pattern` runs on this machine (`pgrep
+/// -f`), e.g. a uniquely numbered `sleep` started on a test target.
+pub fn process_running(pattern: &str) -> anyhow::Result<bool> {
+    let status = Command::new("pgrep")
+        .args(["-f", "--", pattern])
+        .stdout(Stdio::null())
+        .status()
+        .context("running pgrep")?;
+    Ok(status.success())
 }
 
 impl Drop for TmuxTerminal {

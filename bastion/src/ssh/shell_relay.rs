@@ -19,11 +19,13 @@ mod output_pump;
 mod terminal_state;
 
 use super::action_gate::{Finished, SessionGate};
+use output_pump::CLIENT_CLOSED_FIRST;
 use protocol::terminal::{TerminalLineTracker, BASH_PROMPT_COMMAND};
 use russh::{client, server, ChannelReadHalf, ChannelWriteHalf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use terminal_state::SharedTerminal;
+use tokio_util::sync::CancellationToken;
 
 /// Notices waiting for the output pump.
 const NOTICE_QUEUE: usize = 16;
@@ -53,10 +55,15 @@ pub(super) fn shell_env(mut env: Vec<(String, String)>) -> Vec<(String, String)>
     env
 }
 
-/// A window size as the emulator takes it: at least 1×1, at most [`MAX_COLS`]×[`MAX_ROWS`].
+/// A window size as the emulator and the recording take it: at most [`MAX_COLS`]×[`MAX_ROWS`];
+/// a side of 0 (a client whose terminal nobody sized, or whose input is not a terminal, sends
+/// `0x0`) is what shells then assume, 80×24.
 fn clamp_size(cols: u32, rows: u32) -> (u16, u16) {
-    let clamp = |v: u32, max: u16| u16::try_from(v).unwrap_or(max).clamp(1, max);
-    (clamp(cols, MAX_COLS), clamp(rows, MAX_ROWS))
+    let clamp = |v: u32, unknown: u16, max: u16| match v {
+        0 => unknown,
+        v => u16::try_from(v).unwrap_or(max).clamp(1, max),
+    };
+    (clamp(cols, 80, MAX_COLS), clamp(rows, 24, MAX_ROWS))
 }
 
 /// Relays a pty shell whose upstream channel is open and running; returns what happened to the
@@ -96,6 +103,7 @@ pub(super) async fn run(
     ));
     let (notices_tx, notices_rx) = tokio::sync::mpsc::channel(NOTICE_QUEUE);
     let bytes_in = Arc::new(AtomicU64::new(0));
+    let client_closed = CancellationToken::new();
     let input = client_input::ClientInput::new(
         down_rx,
         up_tx,
@@ -103,6 +111,7 @@ pub(super) async fn run(
         notices_tx,
         gate.clone(),
         bytes_in.clone(),
+        client_closed.clone(),
     );
     let input_task = tokio::spawn(input.run());
     let mut done = output_pump::run(
@@ -112,6 +121,7 @@ pub(super) async fn run(
         term.clone(),
         gate.clone(),
         notices_rx,
+        client_closed,
     )
     .await;
     // The target is done: whatever the client still sends has nowhere to go.
@@ -122,18 +132,23 @@ pub(super) async fn run(
         state.running.take()
     };
     if let Some(line) = last {
-        // The shell ended while this line ran (typically `exit`): its status is the shell's.
+        // The shell ended while this line ran (typically `exit`): its status is the shell's. A
+        // client that closed the channel first hung up on it (the target's shell got SIGHUP).
+        let (outcome, message) = match done.exit_status {
+            Some(_) => (done.outcome, line.note()),
+            None if done.message.as_deref() == Some(output_pump::CLIENT_CLOSED_FIRST) => {
+                let note = line.note().map_or(String::new(), |n| format!("{n}; "));
+                ("cancelled", Some(format!("{note}{CLIENT_CLOSED_FIRST}")))
+            }
+            None => ("unknown", line.note()),
+        };
         gate.finish(
             line.seq,
             line.started,
             Finished {
-                outcome: if done.exit_status.is_some() {
-                    done.outcome
-                } else {
-                    "unknown"
-                },
+                outcome,
                 exit_status: done.exit_status,
-                message: line.note(),
+                message,
                 ..Default::default()
             },
         )
@@ -181,7 +196,8 @@ mod tests {
     #[test]
     fn window_sizes_are_bounded() {
         assert_eq!(clamp_size(80, 24), (80, 24));
-        assert_eq!(clamp_size(0, 0), (1, 1));
+        assert_eq!(clamp_size(0, 0), (80, 24));
+        assert_eq!(clamp_size(1, 1), (1, 1));
         assert_eq!(clamp_size(u32::MAX, 100_000), (MAX_COLS, MAX_ROWS));
     }
 }

@@ -325,6 +325,12 @@ impl TerminalLineTracker {
                 InputEvent::Interrupt { .. } => {
                     self.line = LineState::default();
                 }
+                InputEvent::Passthrough(keys) if !self.line.keystrokes && is_end_of_input(keys) => {
+                    // Ctrl-D before any other key of a line ends the reader's input (`cat`, the
+                    // shell itself) rather than starting a line; it may arrive before the screen
+                    // shows the previous Enter's newline, so the cursor now is no line's start.
+                    // The next key marks the start, at the prompt that follows.
+                }
                 InputEvent::Passthrough(_)
                 | InputEvent::BracketedPaste { .. }
                 | InputEvent::OversizedPaste(_) => {
@@ -587,11 +593,26 @@ impl TerminalLineTracker {
     }
 }
 
+/// Ctrl-D: the terminal's end-of-file key, and readline's `delete-char` (end of input on an
+/// empty line).
+const CTRL_D: u8 = 0x04;
+
+/// Whether `keys` are nothing but Ctrl-D.
+fn is_end_of_input(keys: &[u8]) -> bool {
+    !keys.is_empty() && keys.iter().all(|&b| b == CTRL_D)
+}
+
+/// Smallest screen side emulated: vt100 panics wrapping a line on a one-row screen (it scrolls
+/// the row it wraps from off the top) and placing a wide character in a one-column screen.
+const MIN_EMULATED_SIDE: u16 = 2;
+
 /// A pty size of 0 (clients without a real terminal send `0x0`) means "unknown": shells and
-/// readline then assume 80 columns and 24 rows, and so does the tracker.
+/// readline then assume 80 columns and 24 rows, and so does the tracker. A side of one is
+/// emulated as [`MIN_EMULATED_SIDE`].
 fn usable_size(rows: u16, cols: u16) -> (u16, u16) {
-    (
-        if rows == 0 { 24 } else { rows },
-        if cols == 0 { 80 } else { cols },
-    )
+    let side = |v: u16, unknown: u16| match v {
+        0 => unknown,
+        v => v.max(MIN_EMULATED_SIDE),
+    };
+    (side(rows, 24), side(cols, 80))
 }

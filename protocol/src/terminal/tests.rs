@@ -465,6 +465,41 @@ fn ctrl_c_starts_a_new_line() {
 }
 
 #[test]
+fn ctrl_d_right_behind_an_enter_does_not_start_the_next_line() {
+    // `cat` reads the terminal; its line's Enter is forwarded and Ctrl-D (end of file for cat)
+    // arrives before the screen shows the newline: the line after cat, at the shell's prompt, is
+    // still read from that prompt.
+    let mut tracker = at_bash_prompt();
+    type_keys(&mut tracker, b"cat", b"cat");
+    assert_eq!(press_enter(&mut tracker), line("cat"));
+    tracker.enter_forwarded();
+    tracker.feed_output(b"\r\n\x1b[?2004l\r");
+    type_keys(&mut tracker, b"xxxx", b"xxxx");
+    assert_eq!(
+        press_enter(&mut tracker),
+        LineReading::Unprompted("xxxx".to_string())
+    );
+    tracker.enter_forwarded();
+    assert_eq!(
+        tracker.on_input(b"\x04"),
+        vec![InputEvent::Passthrough(b"\x04".to_vec())]
+    );
+    tracker.feed_output(b"\r\n\x1b[?2004h$ ");
+    type_keys(&mut tracker, b"exit", b"exit");
+    assert_eq!(press_enter(&mut tracker), line("exit"));
+}
+
+#[test]
+fn ctrl_d_after_text_is_an_editing_key_of_the_line() {
+    let mut tracker = at_bash_prompt();
+    type_keys(&mut tracker, b"echo abc", b"echo abc");
+    // Left twice, then Ctrl-D deletes the `b` under the cursor.
+    type_keys(&mut tracker, b"\x1b[D\x1b[D", b"\x08\x08");
+    type_keys(&mut tracker, b"\x04", b"c \x08\x08");
+    assert_eq!(press_enter(&mut tracker), line("echo ac"));
+}
+
+#[test]
 fn quoted_newline_hiding_a_second_command_is_unknown() {
     // Ctrl-V Ctrl-J puts a newline in the buffer; bash would run both lines at the next Enter.
     let mut tracker = at_bash_prompt();
@@ -806,5 +841,23 @@ fn a_zero_sized_pty_is_read_as_80_by_24_like_the_shell_does() {
             type_keys(&mut tracker, &[*key], &[*key]);
         }
         assert_eq!(press_enter(&mut tracker), line("rm -rf /tmp/x"));
+    }
+}
+
+#[test]
+fn a_one_row_or_one_column_window_does_not_crash_the_emulator() {
+    // vt100 overflows wrapping a line on a single row, and placing a wide character in a single
+    // column: such windows are emulated with two.
+    let long = "x".repeat(300);
+    for (rows, cols) in [(1, 1), (1, 80), (24, 1)] {
+        let mut tracker = TerminalLineTracker::new(rows, cols);
+        tracker.feed_output(BASH_PROMPT);
+        tracker.feed_output(long.as_bytes());
+        tracker.feed_output("\r\n\u{4e16}\u{754c}\r\n".as_bytes());
+        let mut resized = TerminalLineTracker::new(24, 80);
+        resized.resize(rows, cols);
+        resized.feed_output(BASH_PROMPT);
+        resized.feed_output(long.as_bytes());
+        resized.feed_output("\u{4e16}\u{754c}".as_bytes());
     }
 }

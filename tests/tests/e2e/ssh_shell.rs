@@ -15,6 +15,8 @@ use tests::ssh::{generate_key, KeyPair, SshServer, TmuxTerminal};
 struct Shell {
     sshd: SshServer,
     bastion: BastionProcess,
+    /// alice's private key, for further clients.
+    alice_key: PathBuf,
     _keys: tempfile::TempDir,
     work: tempfile::TempDir,
     term: TmuxTerminal,
@@ -81,6 +83,35 @@ roll_max_age = "1s"
     )
 }
 
+/// `ssh -tt` through the bastion to alice@web1 with `key`, no config, no host key checks.
+fn client_args(key: &Path, port: u16) -> Vec<String> {
+    [
+        "-tt",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        key.display().to_string(),
+        "-p".to_string(),
+        port.to_string(),
+        "alice@web1@127.0.0.1".to_string(),
+    ])
+    .collect()
+}
+
 impl Shell {
     /// Starts everything and waits until alice's shell on web1 runs a first command.
     fn start(markers: Markers) -> Shell {
@@ -102,35 +133,12 @@ impl Shell {
             .unwrap();
         os::open_dir(work.path()).unwrap();
         os::chown_to(sshd.user(), work.path()).unwrap();
-        let args: Vec<String> = [
-            "-tt",
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-i",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            alice.private.display().to_string(),
-            "-p".to_string(),
-            bastion.ssh_port.to_string(),
-            "alice@web1@127.0.0.1".to_string(),
-        ])
-        .collect();
-        let term = TmuxTerminal::start("ssh", &args, 120, 40).unwrap();
+        let args = client_args(&alice.private, bastion.ssh_port);
+        let term = TmuxTerminal::start_watched("ssh", &args, 120, 40).unwrap();
         let shell = Shell {
             sshd,
             bastion,
+            alice_key: alice.private,
             _keys: keys,
             work,
             term,
@@ -577,4 +585,422 @@ fn a_quoted_newline_cannot_hide_a_second_command_behind_an_allowed_first_line() 
     s.run("echo next-$((5*5))");
     s.wait_for("next-25", 1);
     assert!(victim.join("inside/file").exists(), "the hidden rm ran");
+}
+
+// How a shell ends: the exit status reaches the client, a client that goes away ends the
+// session and the command it left running on the target, and the ordinary ways out (`exit`,
+// Ctrl-D) end the client without delay.
+
+/// Deadlock guard for a client that should exit (a hang is the failure these tests look for).
+const EXIT_GUARD: Duration = Duration::from_secs(30);
+
+impl Shell {
+    /// Waits for the ssh client in the terminal to exit; its exit status.
+    fn client_exit_status(&self) -> i32 {
+        match self.term.wait_for_exit(EXIT_GUARD) {
+            Ok(status) => status,
+            Err(e) => panic!("{e}\nbastion log:\n{}", self.bastion.log()),
+        }
+    }
+
+    /// The session's `sessions` row once it has an end reason.
+    fn ended_session(&self) -> Value {
+        let rows = self.audit_until(
+            "SELECT session_id, end_reason FROM sessions WHERE end_reason IS NOT NULL",
+            |rows| !rows.is_empty(),
+        );
+        assert_eq!(
+            rows.len(),
+            1,
+            "{rows:#?}\nbastion log:\n{}",
+            self.bastion.log()
+        );
+        rows[0].clone()
+    }
+
+    /// Every `shell` action (the session's own `shell` row included), polled until `done`.
+    fn shell_actions_until(&self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        self.audit_until(
+            "SELECT seq, text, decision, exit_status, outcome, message FROM actions \
+             WHERE kind = 'shell' ORDER BY seq",
+            done,
+        )
+    }
+}
+
+/// Polls `pgrep -f pattern` until it answers `running`, at most [`EXIT_GUARD`]; false if not.
+fn process_becomes(pattern: &str, running: bool) -> bool {
+    let deadline = Instant::now() + EXIT_GUARD;
+    loop {
+        if tests::ssh::process_running(pattern).unwrap() == running {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn exit_with_a_status_ends_the_client_with_that_status_and_the_session_is_recorded() {
+    let s = Shell::start(Markers::Accepted);
+    s.run("exit 3");
+    assert_eq!(s.client_exit_status(), 3, "{}", s.term.history().unwrap());
+    let session = s.ended_session();
+    assert_eq!(session["end_reason"], "client_closed", "{session}");
+    let finished = |rows: &[Value], text: &str| {
+        rows.iter()
+            .any(|r| r["text"] == text && !r["outcome"].is_null())
+    };
+    let rows = s.shell_actions_until(|rows| finished(rows, "exit 3") && finished(rows, "shell"));
+    let exit = row(&rows, "exit 3");
+    assert_eq!(exit["decision"], "allow", "{rows:#?}");
+    assert_eq!(exit["exit_status"], 3, "{rows:#?}");
+    let shell = row(&rows, "shell");
+    assert_eq!(shell["exit_status"], 3, "{rows:#?}");
+    assert_eq!(shell["outcome"], "error", "{rows:#?}");
+}
+
+#[test]
+fn a_client_killed_while_a_command_runs_ends_the_session_and_the_command_on_the_target() {
+    let s = Shell::start(Markers::Accepted);
+    // A number no other process on the machine has on its command line.
+    let sleep = format!("sleep {}", 7_000_000 + std::process::id());
+    s.run(&sleep);
+    assert!(
+        process_becomes(&sleep, true),
+        "{sleep} never ran on the target"
+    );
+    let client = s.term.command_pid().unwrap();
+    os::run(std::process::Command::new("kill").args(["-KILL", &client.to_string()])).unwrap();
+
+    let session = s.ended_session();
+    assert!(
+        session["end_reason"].is_string(),
+        "{session}\nbastion log:\n{}",
+        s.bastion.log()
+    );
+    // The upstream channel was closed: the target's shell hung up and took its job with it.
+    assert!(
+        process_becomes(&sleep, false),
+        "{sleep} still runs on the target after the client went away\nbastion log:\n{}",
+        s.bastion.log()
+    );
+    // The shell action ended, as cancelled by the client (no exit status came).
+    let rows = s.shell_actions_until(|rows| {
+        rows.iter()
+            .any(|r| r["text"] == "shell" && !r["outcome"].is_null())
+    });
+    let shell = row(&rows, "shell");
+    assert_eq!(shell["outcome"], "cancelled", "{rows:#?}");
+    assert_eq!(
+        shell["message"], "the client closed the channel first",
+        "{rows:#?}"
+    );
+    assert!(shell["exit_status"].is_null(), "{rows:#?}");
+    assert_eq!(row(&rows, &sleep)["outcome"], "cancelled", "{rows:#?}");
+
+    // The bastion goes on serving: a new shell runs a command.
+    let args = client_args(&s.alice_key, s.bastion.ssh_port);
+    let again = TmuxTerminal::start_watched("ssh", &args, 120, 40).unwrap();
+    again.wait_for_text("$ ", 1).unwrap();
+    again.type_text("echo again-$((3+4))").unwrap();
+    again.keys(&["Enter"]).unwrap();
+    if let Err(e) = again.wait_for_text("again-7", 1) {
+        panic!("{e}\nbastion log:\n{}", s.bastion.log());
+    }
+}
+
+#[test]
+fn a_client_that_leaves_with_the_escape_sequence_ends_the_command_on_the_target() {
+    let s = Shell::start(Markers::Accepted);
+    let sleep = format!("sleep {}", 8_000_000 + std::process::id());
+    s.run(&sleep);
+    assert!(
+        process_becomes(&sleep, true),
+        "{sleep} never ran on the target"
+    );
+    // `~.` after a newline: the OpenSSH client closes its connection and exits.
+    s.term.keys(&["Enter"]).unwrap();
+    s.term.type_text("~.").unwrap();
+    assert_eq!(s.client_exit_status(), 255, "{}", s.term.history().unwrap());
+    s.ended_session();
+    assert!(
+        process_becomes(&sleep, false),
+        "{sleep} still runs on the target after the client went away\nbastion log:\n{}",
+        s.bastion.log()
+    );
+}
+
+/// `cat`, a line for it, Ctrl-D right behind that line's Enter (what the keystroke benchmark
+/// sends: the Ctrl-D reaches the bastion before the screen shows the Enter's newline), then
+/// `exit` at the shell's next prompt: the client exits 0.
+fn exit_after_cat_ended_with_ctrl_d(markers: Markers) {
+    let s = Shell::start(markers);
+    s.run("echo cat-runs-$((1+1)); cat");
+    // Typed once cat reads the terminal (its line would otherwise be typed ahead).
+    s.wait_for("cat-runs-2", 1);
+    let prompts = s.prompts();
+    s.term.type_text("xxxxxxxx").unwrap();
+    s.term.keys(&["Enter", "C-d"]).unwrap();
+    s.wait_for_prompt_after(prompts);
+    s.run("exit");
+    assert_eq!(
+        s.client_exit_status(),
+        0,
+        "{}\nbastion log:\n{}",
+        s.term.history().unwrap(),
+        s.bastion.log()
+    );
+    s.ended_session();
+    let rows = s.shell_actions_until(|rows| {
+        rows.iter()
+            .any(|r| r["text"] == "exit" && !r["outcome"].is_null())
+    });
+    assert_eq!(row(&rows, "exit")["decision"], "allow", "{rows:#?}");
+    assert_eq!(row(&rows, "xxxxxxxx")["decision"], "allow", "{rows:#?}");
+}
+
+#[test]
+fn exit_after_cat_was_ended_with_ctrl_d_ends_the_client() {
+    exit_after_cat_ended_with_ctrl_d(Markers::Accepted);
+}
+
+#[test]
+fn without_prompt_markers_exit_after_cat_was_ended_with_ctrl_d_ends_the_client() {
+    exit_after_cat_ended_with_ctrl_d(Markers::Refused);
+}
+
+#[test]
+fn ctrl_d_at_an_empty_prompt_ends_the_shell_and_the_client() {
+    let s = Shell::start(Markers::Accepted);
+    s.term.keys(&["C-d"]).unwrap();
+    assert_eq!(s.client_exit_status(), 0, "{}", s.term.history().unwrap());
+    s.ended_session();
+    let rows = s.shell_actions_until(|rows| {
+        rows.iter()
+            .any(|r| r["text"] == "shell" && !r["outcome"].is_null())
+    });
+    assert_eq!(row(&rows, "shell")["exit_status"], 0, "{rows:#?}");
+}
+
+#[test]
+fn without_prompt_markers_ctrl_d_at_an_empty_prompt_ends_the_shell_and_the_client() {
+    let s = Shell::start(Markers::Refused);
+    s.term.keys(&["C-d"]).unwrap();
+    assert_eq!(s.client_exit_status(), 0, "{}", s.term.history().unwrap());
+    s.ended_session();
+}
+
+/// An OpenSSH multiplexing master (`ssh -M -N -S socket`) to alice@web1 through the bastion;
+/// killed when dropped.
+struct MuxMaster {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Drop for MuxMaster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Shell {
+    /// A multiplexing master on alice's key, once its control socket answers.
+    fn mux_master(&self) -> MuxMaster {
+        let socket = self.work.path().join("mux");
+        let mut args = client_args(&self.alice_key, self.bastion.ssh_port);
+        args.retain(|a| a != "-tt");
+        let child = std::process::Command::new("ssh")
+            .args(["-M", "-N", "-S"])
+            .arg(&socket)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let master = MuxMaster { child, socket };
+        let deadline = Instant::now() + EXIT_GUARD;
+        loop {
+            let check = std::process::Command::new("ssh")
+                .arg("-S")
+                .arg(&master.socket)
+                .args(["-O", "check", "alice@web1@127.0.0.1"])
+                .output()
+                .unwrap();
+            if check.status.success() {
+                return master;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mux master never ready: {}\n{}",
+                text(&check.stderr),
+                self.bastion.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A terminal whose `ssh -tt` runs a shell on `master`'s connection, at its first prompt.
+    fn mux_terminal(&self, master: &MuxMaster) -> TmuxTerminal {
+        let mut args = vec!["-S".to_string(), master.socket.display().to_string()];
+        args.extend(client_args(&self.alice_key, self.bastion.ssh_port));
+        let term = TmuxTerminal::start_watched("ssh", &args, 120, 40).unwrap();
+        if let Err(e) = term.wait_for_text("$ ", 1) {
+            panic!("{e}\nbastion log:\n{}", self.bastion.log());
+        }
+        term
+    }
+}
+
+/// Waits (deadlock guard) for the ssh client in `term` to exit; its status.
+fn exit_status_of(s: &Shell, term: &TmuxTerminal) -> i32 {
+    match term.wait_for_exit(EXIT_GUARD) {
+        Ok(status) => status,
+        Err(e) => panic!(
+            "{e}\nterminal:\n{}\nbastion log:\n{}",
+            term.history().unwrap_or_default(),
+            s.bastion.log()
+        ),
+    }
+}
+
+/// `ssh -tt -S socket` on `master` whose input is a pipe: types `line` and Enter at the first
+/// prompt, then ends its input; returns the client's exit status and what it printed.
+fn mux_client_with_closed_input(s: &Shell, master: &MuxMaster, line: &str) -> (i32, String) {
+    use std::io::{Read, Write};
+    let mut child = std::process::Command::new("ssh")
+        .arg("-S")
+        .arg(&master.socket)
+        .args(client_args(&s.alice_key, s.bastion.ssh_port))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let printed = || text(&output.lock().unwrap());
+    let deadline = Instant::now() + EXIT_GUARD;
+    while !printed().contains("$ ") {
+        assert!(
+            Instant::now() < deadline,
+            "no prompt: {}\nbastion log:\n{}",
+            printed(),
+            s.bastion.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{line}\r").as_bytes()).unwrap();
+    drop(stdin);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code().unwrap_or(-1), printed());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the client did not exit: {}\nbastion log:\n{}",
+                printed(),
+                s.bastion.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_multiplexed_shell_whose_client_input_ended_keeps_its_exit_status() {
+    // The target sends its EOF before the exit status. A multiplexing master whose client's
+    // input has ended closes the channel as soon as that EOF arrives: the status must come first.
+    let s = Shell::start(Markers::Accepted);
+    let master = s.mux_master();
+    // The last one closes the terminal half a second before it exits.
+    let exits = [
+        ("exit 5", 5),
+        (
+            "exec sh -c 'exec </dev/null >/dev/null 2>&1; sleep 0.5; exit 9'",
+            9,
+        ),
+    ];
+    for (line, status) in exits {
+        let (code, printed) = mux_client_with_closed_input(&s, &master, line);
+        assert_eq!(
+            code,
+            status,
+            "{line}: {printed}\nbastion log:\n{}",
+            s.bastion.log()
+        );
+    }
+}
+
+#[test]
+fn a_multiplexed_shell_whose_client_is_killed_ends_its_command_and_frees_its_channel() {
+    // The client's channel closes while the connection (the master's) lives on.
+    let s = Shell::start(Markers::Accepted);
+    let master = s.mux_master();
+    let term = s.mux_terminal(&master);
+    let sleep = format!("sleep {}", 9_000_000 + std::process::id());
+    term.type_text(&sleep).unwrap();
+    term.keys(&["Enter"]).unwrap();
+    assert!(
+        process_becomes(&sleep, true),
+        "{sleep} never ran on the target"
+    );
+    let client = term.command_pid().unwrap();
+    os::run(std::process::Command::new("kill").args(["-KILL", &client.to_string()])).unwrap();
+    // The same connection opens another shell that works. (It also wakes the master: OpenSSH
+    // sends the dead client's EOF and close at its next event, and talking to a server that is
+    // not OpenSSH it has none until then; without it the bastion's 30 s keepalive is the next.)
+    let again = s.mux_terminal(&master);
+    again.type_text("echo again-$((2+5))").unwrap();
+    again.keys(&["Enter"]).unwrap();
+    if let Err(e) = again.wait_for_text("again-7", 1) {
+        panic!("{e}\nbastion log:\n{}", s.bastion.log());
+    }
+    assert!(
+        process_becomes(&sleep, false),
+        "{sleep} still runs on the target after its client went away\nbastion log:\n{}",
+        s.bastion.log()
+    );
+    // The killed client's shell action ended as cancelled by the client.
+    let cancelled = |rows: &[Value]| {
+        rows.iter()
+            .filter(|r| r["text"] == "shell" && r["outcome"] == "cancelled")
+            .count()
+    };
+    let rows = s.shell_actions_until(|rows| cancelled(rows) == 1);
+    assert_eq!(
+        cancelled(&rows),
+        1,
+        "{rows:#?}\nbastion log:\n{}",
+        s.bastion.log()
+    );
+    let shell = rows
+        .iter()
+        .find(|r| r["text"] == "shell" && r["outcome"] == "cancelled")
+        .unwrap();
+    assert_eq!(
+        shell["message"], "the client closed the channel first",
+        "{rows:#?}"
+    );
+    let slept = row(&rows, &sleep);
+    assert_eq!(slept["outcome"], "cancelled", "{rows:#?}");
+    again.type_text("exit").unwrap();
+    again.keys(&["Enter"]).unwrap();
+    assert_eq!(exit_status_of(&s, &again), 0);
 }

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 /// Longest wait for the echo of the keys typed before Enter (a secret prompt never echoes).
 const ECHO_WAIT: Duration = Duration::from_millis(500);
@@ -85,10 +86,14 @@ pub(super) struct ClientInput {
     pub(super) gate: Arc<SessionGate>,
     /// Bytes the client sent, for the session's counters.
     pub(super) bytes_in: Arc<AtomicU64>,
+    /// Fired when the client closes the channel, so the output side ends too.
+    client_closed: CancellationToken,
     /// Client bytes not classified yet, in order.
     pub(super) held: Vec<u8>,
     /// The client closed its side or the target is gone: nothing more is forwarded.
     pub(super) closed: bool,
+    /// The client ended its input (EOF); passed on once the keys before it are.
+    eof_pending: bool,
     /// The interpreter reading the lines, when the session knows of one.
     interpreter: Option<Interpreter>,
     /// Inside a paste too large to check, whose notice was printed.
@@ -104,6 +109,7 @@ impl ClientInput {
         notices: mpsc::Sender<Vec<u8>>,
         gate: Arc<SessionGate>,
         bytes_in: Arc<AtomicU64>,
+        client_closed: CancellationToken,
     ) -> ClientInput {
         let output = term.subscribe();
         ClientInput {
@@ -114,8 +120,10 @@ impl ClientInput {
             notices,
             gate,
             bytes_in,
+            client_closed,
             held: Vec::new(),
             closed: false,
+            eof_pending: false,
             interpreter: None,
             dropping_paste: false,
         }
@@ -125,6 +133,10 @@ impl ClientInput {
     pub(super) async fn run(mut self) {
         while !self.closed {
             if self.held.is_empty() {
+                if std::mem::take(&mut self.eof_pending) {
+                    // Every key typed before the EOF has been decided and sent.
+                    let _ = self.up_tx.eof().await;
+                }
                 let msg = self.down_rx.wait().await;
                 self.on_client_msg(msg).await;
                 continue;
@@ -146,7 +158,9 @@ impl ClientInput {
                 }
             }
             Some(ChannelMsg::Eof) => {
-                let _ = self.up_tx.eof().await;
+                // Not ahead of keys still held (an Enter being decided): the target would drop
+                // them after its EOF.
+                self.eof_pending = true;
                 Received::Other
             }
             Some(ChannelMsg::Signal { signal }) => {
@@ -170,6 +184,7 @@ impl ClientInput {
             Some(ChannelMsg::Close) | None => {
                 let _ = self.up_tx.close().await;
                 self.closed = true;
+                self.client_closed.cancel();
                 Received::Closed
             }
             Some(_) => Received::Other,

@@ -3,13 +3,23 @@
 //! client that stops reading stops the target). It also writes the bastion's notices, in order
 //! with the output, and journals the exit status of an allowed line when the shell's prompt
 //! marker reports it.
+//!
+//! The channel ends when the target closes it, or when the client closed it first (the input
+//! side has closed the upstream channel then; the target's reply may never be delivered). The
+//! target's end of output is passed on only after its exit status: a client that closes the
+//! channel on EOF (an OpenSSH multiplexing master) would otherwise lose the status.
 use super::terminal_state::SharedTerminal;
 use crate::ssh::action_gate::{Finished, SessionGate};
 use russh::{server, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-/// Runs until the target closes the channel; returns what happened to the shell.
+/// The outcome message of a shell whose client closed the channel before the shell ended.
+pub(super) const CLIENT_CLOSED_FIRST: &str = "the client closed the channel first";
+
+/// Runs until the target closes the channel or `client_closed` fires; returns what happened to
+/// the shell.
 pub(super) async fn run(
     mut up_rx: ChannelReadHalf,
     down_tx: Arc<ChannelWriteHalf<server::Msg>>,
@@ -17,15 +27,24 @@ pub(super) async fn run(
     term: Arc<SharedTerminal>,
     gate: Arc<SessionGate>,
     mut notices: mpsc::Receiver<Vec<u8>>,
+    client_closed: CancellationToken,
 ) -> Finished {
     let mut done = Finished {
         outcome: "unknown",
         ..Default::default()
     };
     let mut notices_open = true;
+    let mut eof_held = false;
     loop {
         let msg = tokio::select! {
             msg = up_rx.wait() => msg,
+            () = client_closed.cancelled() => {
+                if done.exit_status.is_none() && done.message.is_none() {
+                    done.outcome = "cancelled";
+                    done.message = Some(CLIENT_CLOSED_FIRST.to_string());
+                }
+                break;
+            }
             notice = notices.recv(), if notices_open => {
                 match notice {
                     Some(notice) => {
@@ -52,12 +71,19 @@ pub(super) async fn run(
                 }
             }
             Some(ChannelMsg::Eof) => {
-                let _ = down_tx.eof().await;
+                if done.exit_status.is_some() || done.message.is_some() {
+                    let _ = down_tx.eof().await;
+                } else {
+                    eof_held = true;
+                }
             }
             Some(ChannelMsg::ExitStatus { exit_status }) => {
                 done.exit_status = i32::try_from(exit_status).ok();
                 done.outcome = if exit_status == 0 { "ok" } else { "error" };
                 let _ = down_tx.exit_status(exit_status).await;
+                if std::mem::take(&mut eof_held) {
+                    let _ = down_tx.eof().await;
+                }
             }
             Some(ChannelMsg::ExitSignal {
                 signal_name,
@@ -76,6 +102,9 @@ pub(super) async fn run(
                         lang_tag,
                     )
                     .await;
+                if std::mem::take(&mut eof_held) {
+                    let _ = down_tx.eof().await;
+                }
             }
             Some(ChannelMsg::Failure) => {
                 done.outcome = "error";
