@@ -114,7 +114,29 @@ for t in direct pgbouncer bastion; do
 done
 
 if [ "$QUICK" = 1 ]; then SECS=3; ROUNDS=2; CLIENTS="1 8"; MODES="simple prepared"; SCRIPTS="select"; IDLE=200
-else SECS=8; ROUNDS=3; CLIENTS="1 8 32"; MODES="simple extended prepared"; SCRIPTS="select tpcb"; IDLE=1000; fi
+else SECS=5; ROUNDS=3; CLIENTS="1 8 32"; MODES="simple extended prepared"; SCRIPTS="select tpcb"; IDLE=1000; fi
+
+# Measured first, on a fresh bastion process: after pgbench the allocator has freed memory to
+# reuse, which hides what a session costs.
+echo "==> idle-session memory: $IDLE sessions held open on a fresh bastion"
+before=$(rss_kb "$BASTION_PG_PID")
+ready=$WORK/idle-ready
+rm -f "$ready"
+mkfifo "$WORK/idle-hold"
+"$BENCH_BIN/pg-idle-sessions" "$(conn_for bastion) password=bench-pw" "$IDLE" "$ready" < "$WORK/idle-hold" &
+IDLE_PID=$!
+exec 8> "$WORK/idle-hold"   # the sessions stay open until this closes
+for _ in $(seq 600); do [ -s "$ready" ] && break; kill -0 $IDLE_PID 2>/dev/null || break; sleep 0.5; done
+if [ -s "$ready" ]; then
+    sleep 1
+    after=$(rss_kb "$BASTION_PG_PID")
+    echo "{\"suite\":\"pg\",\"kind\":\"idle\",\"sessions\":$IDLE,\"rss_before_kb\":$before,\"rss_after_kb\":$after}" >> "$RAW"
+    echo "  bastion RSS $before kB -> $after kB"
+else
+    echo "  idle sessions did not all open (see $PGW/bastion.log)"
+fi
+exec 8>&-
+wait $IDLE_PID 2>/dev/null || true
 
 # pg_run ROUND SCRIPT MODE CLIENTS TARGET: one pgbench run, one JSON line.
 pg_run() {
@@ -166,8 +188,24 @@ if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
     PGPASSWORD=bench-pw pgbench -S -M simple -c 8 -j 4 -T "$SECS" -n "$(conn_for bastion)" >/dev/null 2>&1 || true
     wait $PERF_PID || true
     perf report -i "$OUT/perf.data" --stdio --no-children --percent-limit 1.5 --sort dso,symbol -g none 2>/dev/null > "$OUT/perf-bastion.txt" || true
+    # The same samples with the call chains that lead to the top symbols.
+    perf report -i "$OUT/perf.data" --stdio --no-children --percent-limit 5 --sort symbol -g caller,2,callee 2>/dev/null > "$OUT/perf-bastion-callers.txt" || true
     rm -f "$OUT/perf.data"
-    echo "  profile in $OUT/perf-bastion.txt"
+    echo "  profile in $OUT/perf-bastion.txt (call chains: perf-bastion-callers.txt)"
+    # System calls per transaction, the bastion and PgBouncer under the same load.
+    if command -v strace >/dev/null; then
+        for target in bastion pgbouncer; do
+            pid=$(proxy_pid $target)
+            timeout -s INT "$SECS" strace -c -f -p "$pid" -o "$OUT/strace-$target.txt" 2>/dev/null &
+            STRACE_PID=$!
+            sleep 0.5
+            res=$(PGPASSWORD=$(pw_for $target) pgbench -S -M simple -c 8 -j 4 -T $((SECS - 1)) -n "$(conn_for $target)" 2>&1) || true
+            wait $STRACE_PID || true
+            tx=$(echo "$res" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+            echo "transactions: ${tx:-0}" >> "$OUT/strace-$target.txt"
+            echo "  system calls of $target under pgbench ($tx transactions, traced): $OUT/strace-$target.txt"
+        done
+    fi
 fi
 
 echo "==> connection set-up: pgbench -C -S, $ROUNDS rounds"
@@ -181,22 +219,3 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-echo "==> idle-session memory: $IDLE sessions held open on the bastion"
-before=$(rss_kb "$BASTION_PG_PID")
-ready=$WORK/idle-ready
-rm -f "$ready"
-mkfifo "$WORK/idle-hold"
-"$BENCH_BIN/pg-idle-sessions" "$(conn_for bastion) password=bench-pw" "$IDLE" "$ready" < "$WORK/idle-hold" &
-IDLE_PID=$!
-exec 8> "$WORK/idle-hold"   # the sessions stay open until this closes
-for _ in $(seq 600); do [ -s "$ready" ] && break; kill -0 $IDLE_PID 2>/dev/null || break; sleep 0.5; done
-if [ -s "$ready" ]; then
-    sleep 1
-    after=$(rss_kb "$BASTION_PG_PID")
-    echo "{\"suite\":\"pg\",\"kind\":\"idle\",\"sessions\":$IDLE,\"rss_before_kb\":$before,\"rss_after_kb\":$after}" >> "$RAW"
-    echo "  bastion RSS $before kB -> $after kB"
-else
-    echo "  idle sessions did not all open (see $PGW/bastion.log)"
-fi
-exec 8>&-
-wait $IDLE_PID 2>/dev/null || true

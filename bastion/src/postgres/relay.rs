@@ -450,9 +450,10 @@ struct Done {
 impl ServerSide<'_> {
     async fn run(&mut self) -> EndReason {
         let max = self.ctx.shared.config.limits.max_frame_bytes;
+        let mut out = BytesMut::new();
+        let mut done = Vec::new();
         loop {
-            let mut out = BytesMut::new();
-            let mut done = Vec::new();
+            out.clear();
             loop {
                 let frame = match decode_frame(&mut self.buf, max) {
                     Ok(Some(f)) => f,
@@ -471,7 +472,7 @@ impl ServerSide<'_> {
                     return EndReason::ClientGone;
                 }
             }
-            for d in done {
+            for d in done.drain(..) {
                 let row = recorder::ActionOutcome {
                     session_id: self.ctx.id.to_string(),
                     seq: d.seq,
@@ -490,6 +491,7 @@ impl ServerSide<'_> {
                     tracing::error!(error = %e, "cannot record outcome");
                 }
             }
+            reserve_read_space(&mut self.buf);
             match self.reader.read_buf(&mut self.buf).await {
                 Ok(0) | Err(_) => return EndReason::ServerGone,
                 Ok(_) => {}
@@ -651,6 +653,18 @@ impl ServerSide<'_> {
     }
 }
 
+/// Read space to offer before reading a socket. Without it a buffer whose frames were all split
+/// off has no spare room, and the read gets the 64 bytes `BytesMut` adds: a reply of a few
+/// hundred bytes then takes several `recvfrom(2)` calls, and a short read never tells tokio the
+/// socket is drained. Reserving reclaims the buffer's space once its frames are dropped.
+fn reserve_read_space(buf: &mut BytesMut) {
+    const MIN_SPARE: usize = 4096;
+    const READ_CHUNK: usize = 16 * 1024;
+    if buf.capacity() - buf.len() < MIN_SPARE {
+        buf.reserve(READ_CHUNK);
+    }
+}
+
 fn take_first(pending: &mut VecDeque<Pending>, expect: Expect) -> Option<Pending> {
     let idx = pending.iter().position(|p| p.expect == expect)?;
     pending.remove(idx)
@@ -694,6 +708,7 @@ impl ClientSide<'_> {
             let frame = match decode_frame(&mut self.buf, max) {
                 Ok(Some(f)) => f,
                 Ok(None) => {
+                    reserve_read_space(&mut self.buf);
                     let read =
                         tokio::time::timeout(idle, self.reader.read_buf(&mut self.buf)).await;
                     match read {
