@@ -92,6 +92,8 @@ impl Shared {
             &config,
             Some(recorder.clone()),
         ));
+        // The login verifier's memory: one replay check per identity for every purpose.
+        let totp = entry_proofs.login_totp.clone();
         Ok(Shared {
             entry_proofs,
             grants,
@@ -105,7 +107,7 @@ impl Shared {
             pg_tls,
             cancel_keys: Default::default(),
             scram_decoy,
-            totp: crate::totp::TotpVerifier::new(),
+            totp,
             broker: Arc::new(broker),
             metrics,
             shutdown,

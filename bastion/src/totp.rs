@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
 
@@ -121,10 +121,12 @@ fn unix_secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// Verifies codes and remembers, per user, the last step accepted.
-#[derive(Debug, Default)]
+/// Verifies codes and remembers, per user, the last step accepted. Clones share that memory:
+/// the bastion keeps one per process, so a code accepted for a login is refused for a step-up
+/// and the other way round (one checker per identity, whatever the purpose).
+#[derive(Debug, Default, Clone)]
 pub struct TotpVerifier {
-    last_step: Mutex<HashMap<String, u64>>,
+    last_step: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl TotpVerifier {
@@ -317,6 +319,27 @@ mod tests {
         let prev = code_at(&s, 1_700_000_000 - 30);
         assert_eq!(v.verify("alice", &s, &prev, now), Err(TotpError::Replayed));
         assert_eq!(v.verify("dana", &s, &code, now), Ok(()));
+    }
+
+    #[test]
+    fn clones_share_one_memory_so_a_code_serves_one_purpose_once() {
+        let s = rfc_secret();
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let code = code_at(&s, 1_700_000_000);
+        let login = TotpVerifier::new();
+        let step_up = login.clone();
+        assert_eq!(login.verify("alice", &s, &code, now), Ok(()));
+        assert_eq!(
+            step_up.verify("alice", &s, &code, now),
+            Err(TotpError::Replayed)
+        );
+        // And the other way round, with the next step's code.
+        let next = code_at(&s, 1_700_000_030);
+        assert_eq!(step_up.verify("alice", &s, &next, now), Ok(()));
+        assert_eq!(
+            login.verify("alice", &s, &next, now),
+            Err(TotpError::Replayed)
+        );
     }
 
     #[test]

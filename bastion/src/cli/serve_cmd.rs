@@ -1,6 +1,8 @@
 //! `bastion serve`: tracing, the runtime, signals; the server itself is `crate::serve`.
 use super::ConfigArg;
 use std::process::ExitCode;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Runs the bastion in the foreground until SIGINT or SIGTERM.
 pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
@@ -11,6 +13,8 @@ pub fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .finish()
+        .with(crate::entry::russh_refusals::CertWindowRefusals)
         .init();
     for w in &config.warnings {
         tracing::warn!("{w}");

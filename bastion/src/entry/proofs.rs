@@ -21,7 +21,8 @@ pub struct EntryProofs {
     pub risk: RiskSignals,
     /// Password verifiers (with a decoy for identities without one).
     pub passwords: PasswordChecker,
-    /// One-time codes given at login (a code is accepted once).
+    /// One-time codes given at login. The step-up check uses a clone of this verifier
+    /// (`Shared::totp`), so a code is accepted once whatever it is given for.
     pub login_totp: TotpVerifier,
     state_dir: PathBuf,
 }

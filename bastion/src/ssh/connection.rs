@@ -11,11 +11,12 @@ use super::action_gate::SessionGate;
 use super::forward::{self, ForwardedSink};
 use super::upstream::{self, Upstream};
 use super::user_auth::{check_certificate, key_is_authorized, KbdInteractive, KbdStep};
-use super::user_auth::{method_permitted, password_is_token};
+use super::user_auth::{method_permitted, password_is_token, refusal_counts_toward_lockout};
 use super::{session_channel, SshServices};
 use crate::config::{Protocol, Target, User};
 use crate::entry::parse_route;
 use crate::entry::risk::annotate;
+use crate::entry::russh_refusals;
 use crate::sessions::{new_session_id, SessionHandle};
 use policies::engine::{Decision, RequestContext};
 use recorder::{now_micros, EntryRow, SessionEnd, SessionStart};
@@ -194,6 +195,13 @@ impl Connection {
         proof: impl FnOnce(&User) -> Result<(), String>,
     ) -> Auth {
         let ip = self.peer.ip();
+        // Certificates russh refused on this connection since the last attempt (their window).
+        for _ in 0..russh_refusals::take_current() {
+            let identity = parse_route(name).map_or_else(|| name.to_string(), |r| r.identity);
+            let reason = format!("{} (not counted toward lockout)", russh_refusals::REASON);
+            self.entry_row(&identity, "certificate", "fail", Some(reason), None)
+                .await;
+        }
         let risk = &self.services.entry_proofs.risk;
         let now = chrono::Utc::now().timestamp();
         let Some(route) = parse_route(name) else {
@@ -244,6 +252,12 @@ impl Connection {
                     risk: flags.iter().map(|f| f.as_str().to_string()).collect(),
                 });
                 Auth::Accept
+            }
+            Err(reason) if !refusal_counts_toward_lockout(method) => {
+                let reason = format!("{reason} (a key, not a guess: not counted toward lockout)");
+                self.entry_row(&route.identity, method, "fail", Some(reason), None)
+                    .await;
+                Auth::reject()
             }
             Err(reason) => {
                 let delay = self.services.lockouts.failure(&route.identity, ip);

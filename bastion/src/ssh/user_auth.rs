@@ -33,6 +33,20 @@ pub fn method_permitted(user: &User, method: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a refused attempt of `method` (an `entries` method name) counts toward lockout.
+/// A public key or certificate reaches the handler only after russh verified the client's
+/// signature, so its refusal (key not configured, method not in the identity's `auth`,
+/// certificate outside its window) proves possession of a key, not a guess at a secret; every
+/// OpenSSH client offers all its keys before asking for a password, so counting them would let
+/// a user with two keys in the agent lock themselves out. Passwords, codes, tokens and
+/// out-of-turn keyboard-interactive answers do count.
+pub fn refusal_counts_toward_lockout(method: &str) -> bool {
+    !matches!(
+        AuthMethod::parse(method),
+        Some(AuthMethod::PublicKey | AuthMethod::Certificate)
+    )
+}
+
 /// The `password` method: a login token, nothing else.
 pub fn password_is_token(password: &str) -> Result<(), String> {
     if looks_like_token(password) {
@@ -249,6 +263,21 @@ mod tests {
 
     fn answers(a: &[&str]) -> Option<Vec<Option<String>>> {
         Some(a.iter().map(|s| Some(s.to_string())).collect())
+    }
+
+    #[test]
+    fn only_secret_guesses_count_toward_lockout() {
+        assert!(!refusal_counts_toward_lockout("publickey"));
+        assert!(!refusal_counts_toward_lockout("certificate"));
+        for method in [
+            "password_totp",
+            "token",
+            "keyboard-interactive",
+            "scram",
+            "bogus",
+        ] {
+            assert!(refusal_counts_toward_lockout(method), "{method}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod admin_api;
 mod admin_tls;
 mod audit_cli;
 mod config;
+mod entry_gaps;
 mod ephemeral_role;
 mod grants;
 mod harness;
