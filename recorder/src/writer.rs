@@ -95,6 +95,10 @@ impl SharedWriter {
 
     /// Appends one row now, from the caller's task (`os` durability).
     pub(crate) async fn append(&self, row: Incoming) -> Result<(), RecorderError> {
+        // The write below never waits, so a task recording in a loop would never yield and
+        // could starve the other tasks of its worker thread: count it against tokio's
+        // cooperative budget like any I/O.
+        tokio::task::consume_budget().await;
         loop {
             {
                 let mut guard = self.lock()?;
