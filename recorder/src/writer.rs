@@ -61,7 +61,8 @@ pub(crate) enum Command {
 pub(crate) struct RollJob {
     pub(crate) segment: ActiveSegment,
     pub(crate) records: Vec<Record>,
-    pub(crate) _permit: OwnedSemaphorePermit,
+    /// Released once the segment is published (or its roll failed).
+    pub(crate) permit: OwnedSemaphorePermit,
 }
 
 /// How to take back what a batch changed when its write fails.
@@ -134,7 +135,7 @@ impl SharedWriter {
             .as_ref()
             .is_some_and(Writer::must_roll_first)
         {
-            if let Ok(permit) = tokio_block_on_permit(&self.rolls) {
+            if let Ok(permit) = block_on_roll_permit(&self.rolls) {
                 let mut guard = self.lock().map_err(|e| e.to_string())?;
                 if let Some(w) = guard.as_mut() {
                     if w.must_roll_first() {
@@ -187,7 +188,7 @@ impl SharedWriter {
 }
 
 /// Waits for the roll permit from a thread outside the runtime.
-fn tokio_block_on_permit(rolls: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, ()> {
+fn block_on_roll_permit(rolls: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, ()> {
     let sem = rolls.clone();
     futures::executor::block_on(sem.acquire_owned()).map_err(|_| ())
 }
@@ -475,7 +476,7 @@ impl Writer {
             .send(RollJob {
                 segment,
                 records,
-                _permit: permit,
+                permit,
             })
             .is_err()
         {
@@ -524,13 +525,10 @@ pub(crate) fn run_roller(
     let mut first_error = None;
     for job in jobs {
         let id = job.segment.id;
-        let path = match job.segment.seal() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot fsync sealed journal segment");
-                crate::journal::segment_path(&roller.dir.join("journal"), id)
-            }
-        };
+        let path = job.segment.path.clone();
+        if let Err(e) = job.segment.seal() {
+            tracing::error!(error = %e, "cannot fsync sealed journal segment");
+        }
         match roller.roll(id, &job.records) {
             Ok(_) => {
                 if let Err(e) = std::fs::remove_file(&path) {
@@ -546,7 +544,7 @@ pub(crate) fn run_roller(
                 first_error.get_or_insert(e);
             }
         }
-        drop(job._permit);
+        drop(job.permit);
         // Checked after every roll (a directory listing): rows that arrive late for an expired
         // day are removed with it rather than lingering until the next day.
         if let Some(days) = retain_days {
